@@ -1,0 +1,231 @@
+//! The secret scan of `check`: what must never be pushed.
+//!
+//! Hand-written matchers instead of a regex engine keep the xtask light to
+//! compile and make each rule's edges explicit. Findings carry a masked
+//! value only: the scan itself must never print a secret.
+
+/// One secret found, with enough to find it and nothing to use it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub path: String,
+    pub line: usize,
+    pub rule: &'static str,
+    pub masked: String,
+}
+
+/// Values of `GEMINI_API_KEY=` that are placeholders, not keys.
+const GEMINI_PLACEHOLDERS: &[&str] = &["", "YOUR_GEMINI_API_KEY_HERE"];
+const GITHUB_PREFIXES: &[&str] = &["ghp_", "gho_", "ghu_", "ghs_", "ghr_"];
+const GITHUB_PAT: &str = "github_pat_";
+
+/// Every finding in one file's bytes. Binary files are only checked for
+/// being a raw Ed25519 key.
+pub fn scan(path: &str, bytes: &[u8]) -> Vec<Finding> {
+    let mut out = Vec::new();
+    if let Some(f) = raw_ed25519_key(path, bytes) {
+        out.push(f);
+    }
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return out;
+    };
+    for (index, line) in text.lines().enumerate() {
+        let mut push = |rule, masked| {
+            out.push(Finding {
+                path: path.to_string(),
+                line: index + 1,
+                rule,
+                masked,
+            })
+        };
+        if let Some(value) = gemini_value(line) {
+            push(
+                "gemini-api-key",
+                format!("GEMINI_API_KEY={}", mask(value, 0)),
+            );
+        }
+        if is_pem_private_key(line) {
+            push(
+                "pem-private-key",
+                "-----BEGIN … PRIVATE KEY-----".to_string(),
+            );
+        }
+        for token in github_tokens(line) {
+            push("github-token", token);
+        }
+        for key in google_keys(line) {
+            push("google-api-key", key);
+        }
+    }
+    out
+}
+
+/// Shows `keep` leading characters, then stars and the length.
+fn mask(value: &str, keep: usize) -> String {
+    let head: String = value.chars().take(keep).collect();
+    format!("{head}******** ({} chars)", value.chars().count())
+}
+
+/// The value of an env-style `GEMINI_API_KEY=value` line when it is a real
+/// key: not empty, not the placeholder, not a `$VAR` reference.
+fn gemini_value(line: &str) -> Option<&str> {
+    let trimmed = line.trim_start();
+    let trimmed = trimmed.strip_prefix("export ").unwrap_or(trimmed);
+    let rest = trimmed.strip_prefix("GEMINI_API_KEY=")?;
+    let value = rest.split(" #").next().unwrap_or(rest).trim();
+    let value = value
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+        .unwrap_or(value);
+    if GEMINI_PLACEHOLDERS.contains(&value) || value.starts_with('$') {
+        return None;
+    }
+    Some(value)
+}
+
+/// A PEM header of any private key: RSA, EC, OPENSSH, ENCRYPTED or PKCS#8.
+fn is_pem_private_key(line: &str) -> bool {
+    let Some(at) = line.find("-----BEGIN ") else {
+        return false;
+    };
+    let rest = &line[at + "-----BEGIN ".len()..];
+    let Some(end) = rest.find("-----") else {
+        return false;
+    };
+    let label = &rest[..end];
+    label.ends_with("PRIVATE KEY")
+        && label
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b == b' ' || b.is_ascii_digit())
+}
+
+fn is_token_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// GitHub tokens: classic (`ghp_` and kin, 36 characters after the prefix)
+/// and fine-grained (`github_pat_`, 82 after it). Shorter runs are left
+/// alone so that prose about the prefixes is not flagged.
+fn github_tokens(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let bytes = line.as_bytes();
+    for prefix in GITHUB_PREFIXES.iter().chain([&GITHUB_PAT]) {
+        let min = if *prefix == GITHUB_PAT { 60 } else { 36 };
+        for (at, _) in line.match_indices(prefix) {
+            if at > 0 && is_token_char(bytes[at - 1]) && *prefix != GITHUB_PAT {
+                continue;
+            }
+            let body = bytes[at + prefix.len()..]
+                .iter()
+                .take_while(|b| is_token_char(**b))
+                .count();
+            if body >= min {
+                out.push(mask(&line[at..at + prefix.len() + body], prefix.len()));
+            }
+        }
+    }
+    out
+}
+
+/// Google API keys: `AIza` and 35 characters of [A-Za-z0-9_-].
+fn google_keys(line: &str) -> Vec<String> {
+    let bytes = line.as_bytes();
+    line.match_indices("AIza")
+        .filter_map(|(at, _)| {
+            let body = bytes[at + 4..]
+                .iter()
+                .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_' || **b == b'-')
+                .count();
+            (body >= 35).then(|| mask(&line[at..at + 4 + body], 4))
+        })
+        .collect()
+}
+
+/// A raw Ed25519 private key file as Sparkle and most tools store it: the
+/// whole file is base64 of a 32-byte seed or a 64-byte secret key, or the
+/// raw bytes themselves in a file named like a key. Public keys have the
+/// same shape, so files whose name says `pub` are left alone.
+fn raw_ed25519_key(path: &str, bytes: &[u8]) -> Option<Finding> {
+    let name = path.rsplit('/').next().unwrap_or(path).to_ascii_lowercase();
+    if name.contains("pub") {
+        return None;
+    }
+    let keyish = name.contains("ed25519") || name.contains("private") || name.ends_with(".key");
+    let base64_key = std::str::from_utf8(bytes).ok().is_some_and(|text| {
+        let t = text.trim();
+        (t.len() == 44 || t.len() == 88)
+            && t.ends_with('=')
+            && t.trim_end_matches('=')
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+    });
+    let raw_key = keyish && (bytes.len() == 32 || bytes.len() == 64) && !base64_key;
+    (base64_key || raw_key).then(|| Finding {
+        path: path.to_string(),
+        line: 1,
+        rule: "ed25519-private-key",
+        masked: format!("<{}-byte key file>", bytes.len()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Fixtures are assembled at run time so that the repository's own
+    // source never holds a string the scan would flag.
+    fn gh_token() -> String {
+        format!("gh{}_{}", "p", "A1b2C3d4".repeat(5))
+    }
+
+    fn rules(path: &str, text: &str) -> Vec<&'static str> {
+        scan(path, text.as_bytes())
+            .into_iter()
+            .map(|f| f.rule)
+            .collect()
+    }
+
+    #[test]
+    fn gemini_placeholders_pass_and_real_values_fail() {
+        assert!(rules("config.env", "GEMINI_API_KEY=\n").is_empty());
+        assert!(rules("config.env", "GEMINI_API_KEY=YOUR_GEMINI_API_KEY_HERE\n").is_empty());
+        assert!(rules("config.env", "GEMINI_API_KEY=\"$GEMINI_API_KEY\"\n").is_empty());
+        assert!(rules("a.py", "key = os.getenv('GEMINI_API_KEY=')\n").is_empty());
+        let found = scan("config.env", b"x=1\nexport GEMINI_API_KEY='s3cr3tvalue'\n");
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].line, 2);
+        assert!(!found[0].masked.contains("s3cr3t"), "{:?}", found[0]);
+    }
+
+    #[test]
+    fn tokens_and_keys_are_found_and_masked() {
+        let token = gh_token();
+        let found = scan("ci.yml", format!("token: {token}\n").as_bytes());
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].rule, "github-token");
+        assert!(!found[0].masked.contains(&token[4..]));
+        let pat = format!("{}{}", GITHUB_PAT, "x".repeat(82));
+        assert_eq!(rules("a", &pat), ["github-token"]);
+        let google = format!("AI{}{}", "za", "Sy".repeat(18));
+        assert_eq!(rules("a.js", &format!("k='{google}'")), ["google-api-key"]);
+        assert!(rules("doc.md", "tokens start with ghp_ or github_pat_\n").is_empty());
+    }
+
+    #[test]
+    fn pem_and_raw_ed25519_keys() {
+        let pem = format!("-----BEGIN {} PRIVATE KEY-----\nMIIE\n", "OPENSSH");
+        assert_eq!(rules("id", &pem), ["pem-private-key"]);
+        assert!(rules("cert.pem", "-----BEGIN CERTIFICATE-----\n").is_empty());
+        let b64 = format!("{}=\n", "A".repeat(43));
+        assert_eq!(rules("sparkle_key", &b64), ["ed25519-private-key"]);
+        assert!(rules("sparkle_key.pub", &b64).is_empty());
+        assert_eq!(
+            scan("signing.ed25519", &[7u8; 64])
+                .iter()
+                .map(|f| f.rule)
+                .collect::<Vec<_>>(),
+            ["ed25519-private-key"]
+        );
+        assert!(scan("blob.bin", &[7u8; 64]).is_empty());
+    }
+}
