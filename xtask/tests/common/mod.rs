@@ -1,0 +1,160 @@
+//! Shared fixture for the integration tests: a temporary copy of the
+//! workspace and a way to run the built `xtask` binary on it.
+
+#![allow(dead_code)]
+
+use std::{
+    collections::BTreeMap,
+    fs,
+    os::unix::fs::PermissionsExt,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+/// The repository this test binary was built from.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// What a run of the binary printed and how it exited.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Both streams, for assertions that do not care where a line went.
+    pub fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+}
+
+/// Every file and its bytes and mode: a tree compared byte for byte.
+pub type Snapshot = BTreeMap<PathBuf, (Vec<u8>, u32)>;
+
+impl Fixture {
+    /// A copy of the workspace's release files (not the xtask sources).
+    pub fn new() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let root = repo_root();
+        for entry in [
+            "release.toml",
+            "VERSION",
+            "server",
+            "client",
+            "release_inbox",
+        ] {
+            copy(&root.join(entry), &dir.path().join(entry));
+        }
+        Fixture { dir }
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root().join(rel)
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        fs::read_to_string(self.path(rel)).unwrap()
+    }
+
+    pub fn write(&self, rel: &str, text: impl AsRef<[u8]>) {
+        let path = self.path(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, text).unwrap();
+    }
+
+    /// Replaces exactly one occurrence of `from`, so a fixture edit that
+    /// silently does nothing fails the test instead.
+    pub fn edit(&self, rel: &str, from: &str, to: &str) {
+        let text = self.read(rel);
+        assert_eq!(
+            text.matches(from).count(),
+            1,
+            "{rel} must hold `{from}` once"
+        );
+        self.write(rel, text.replacen(from, to, 1));
+    }
+
+    /// Runs `xtask ARGS --root DIR` with a fixed clock.
+    pub fn run(&self, args: &[&str]) -> Run {
+        let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(args)
+            .arg("--root")
+            .arg(self.root())
+            .env("SOURCE_DATE_EPOCH", "1772765937")
+            .env("NO_COLOR", "1")
+            .current_dir(self.root())
+            .output()
+            .unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        let mut out = BTreeMap::new();
+        snap(self.root(), self.root(), &mut out);
+        out
+    }
+
+    /// Makes the copy a git repository with every file tracked.
+    pub fn git_init(&self) {
+        for args in [
+            &["init", "-q"][..],
+            &["-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"][..],
+        ] {
+            let ok = Command::new("git")
+                .args(args)
+                .current_dir(self.root())
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "git {args:?}");
+        }
+    }
+}
+
+fn copy(from: &Path, to: &Path) {
+    if from.is_dir() {
+        fs::create_dir_all(to).unwrap();
+        for entry in fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            copy(&entry.path(), &to.join(entry.file_name()));
+        }
+    } else {
+        fs::copy(from, to).unwrap();
+    }
+}
+
+fn snap(root: &Path, dir: &Path, out: &mut Snapshot) {
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().is_some_and(|n| n == ".git") {
+            continue;
+        }
+        if path.is_dir() {
+            snap(root, &path, out);
+        } else {
+            let mode = fs::metadata(&path).unwrap().permissions().mode();
+            out.insert(
+                path.strip_prefix(root).unwrap().to_path_buf(),
+                (fs::read(&path).unwrap(), mode),
+            );
+        }
+    }
+}
