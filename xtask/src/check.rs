@@ -37,11 +37,24 @@ struct Report {
     scanned: usize,
 }
 
+impl Report {
+    fn count(&self) -> usize {
+        self.drift.len() + self.problems.len() + self.secrets.len()
+    }
+}
+
 /// Runs every check and prints the report; `Ok(false)` means problems.
 pub fn run(sh: &Shell, ws: &Workspace) -> Result<bool> {
     let report = collect(sh, ws);
     print!("{}", render(&report, ws));
-    Ok(report.drift.is_empty() && report.problems.is_empty() && report.secrets.is_empty())
+    Ok(report.count() == 0)
+}
+
+/// The number of problems `check` would report, and its full text, for
+/// preflight.
+pub fn problems(sh: &Shell, ws: &Workspace) -> (usize, String) {
+    let report = collect(sh, ws);
+    (report.count(), render(&report, ws))
 }
 
 fn collect(sh: &Shell, ws: &Workspace) -> Report {
@@ -296,7 +309,7 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
 
 fn render(report: &Report, ws: &Workspace) -> String {
     let mut out = String::new();
-    let total = report.drift.len() + report.problems.len() + report.secrets.len();
+    let total = report.count();
     if !report.drift.is_empty() {
         out.push_str("version drift (fix: `cargo xtask bump <VERSION>` re-syncs every file):\n");
         let width = report

@@ -39,6 +39,109 @@ pub enum Command {
     Check,
     /// Install a git pre-push hook that runs `cargo xtask check`.
     InstallHook(InstallHook),
+    /// Every check before a release: gh, inbox, server, VM key, tags, version.
+    Preflight(Preflight),
+    /// Upload the artifacts to the fixed tags (no 404 window), write and sync the manifest.
+    Publish(Publish),
+    /// The Definition of Done: assets, manifest and feed agree.
+    Verify(Verify),
+    /// preflight, publish and verify as stages.
+    Release(Release),
+    /// Republish an archived version to the fixed tags and verify.
+    Rollback(Rollback),
+    /// Write realistic sample artifacts (a DMG with a koly trailer, a xar PKG).
+    Samples(Samples),
+    /// The local stand-in of production (GitHub, the Azure VM, the feed).
+    Sandbox(SandboxCmd),
+}
+
+#[derive(Debug, Args)]
+pub struct SandboxCmd {
+    #[command(subcommand)]
+    pub sub: SandboxSub,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SandboxSub {
+    /// Start the stand-in in the foreground and write STATE/release.toml.
+    Up {
+        /// Where the stand-in keeps releases, assets and the VM's files.
+        #[arg(long, default_value = "target/sandbox")]
+        state: PathBuf,
+        /// Port to listen on (0: any free port).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+    },
+    /// Write STATE/release.toml for a stand-in that is already running.
+    Config {
+        #[arg(long)]
+        state: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct Samples {
+    /// Where to write Nexy.dmg and Nexy.pkg.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Size of the DMG in bytes.
+    #[arg(long, default_value_t = 4 << 20)]
+    pub dmg_size: u64,
+    /// Size of the PKG in bytes.
+    #[arg(long, default_value_t = 2 << 20)]
+    pub pkg_size: u64,
+    /// Makes different runs produce different bytes.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct Preflight {
+    /// The update channel (a [channels.*] table of the config).
+    #[arg(long, default_value = "stable")]
+    pub channel: String,
+}
+
+#[derive(Debug, Args)]
+pub struct Publish {
+    #[arg(long, default_value = "stable")]
+    pub channel: String,
+    /// Print the plan with the equivalent commands; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct Verify {
+    #[arg(long, default_value = "stable")]
+    pub channel: String,
+    /// Download the fixed URL and hash what a client receives.
+    #[arg(long)]
+    pub deep: bool,
+    /// Seconds to keep retrying failing sources (default: [verify] in the config).
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct Release {
+    #[arg(long, default_value = "stable")]
+    pub channel: String,
+    /// Run preflight and print the publish plan; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct Rollback {
+    #[arg(long, default_value = "stable")]
+    pub channel: String,
+    /// The archived version to restore (default: the newest below the live one).
+    #[arg(long, value_name = "X.Y.Z.W")]
+    pub to: Option<String>,
+    /// Print the plan; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

@@ -37,6 +37,36 @@ pub struct Config {
     pub version_files: Vec<VersionFile>,
     #[serde(default)]
     pub check: CheckConfig,
+    #[serde(default)]
+    pub verify: VerifyConfig,
+}
+
+/// How long `verify` rides out the feed's caches (max-age 30-60 s) before
+/// it declares a source wrong.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyConfig {
+    #[serde(default = "default_verify_timeout")]
+    pub timeout_secs: u64,
+    #[serde(default = "default_verify_interval")]
+    pub interval_ms: u64,
+}
+
+fn default_verify_timeout() -> u64 {
+    150
+}
+
+fn default_verify_interval() -> u64 {
+    3000
+}
+
+impl Default for VerifyConfig {
+    fn default() -> Self {
+        VerifyConfig {
+            timeout_secs: default_verify_timeout(),
+            interval_ms: default_verify_interval(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -59,6 +89,13 @@ pub struct Server {
 pub struct Grpc {
     pub endpoint: String,
     pub tls: bool,
+    /// Extra CA certificates (PEM) to trust, for a stand-in with its own CA.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Where to connect instead of the endpoint's own address (`host:port`),
+    /// keeping the endpoint's name for TLS, like curl's `--connect-to`.
+    #[serde(default)]
+    pub connect: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -67,6 +104,24 @@ pub struct Github {
     pub host: String,
     pub assets_repo: String,
     pub code_repo: String,
+    /// Where the fixed public URLs are fetched from when that is not their
+    /// own origin (`https://github.com`): the local stand-in. The URLs in
+    /// the manifest stay the production ones.
+    #[serde(default)]
+    pub download_base: Option<String>,
+}
+
+impl Github {
+    /// The URL to fetch for a fixed public URL.
+    pub fn fetch_url(&self, url: &str) -> String {
+        match (&self.download_base, url.split_once("://")) {
+            (Some(base), Some((_, rest))) => {
+                let path = rest.find('/').map_or("", |i| &rest[i..]);
+                format!("{}{path}", base.trim_end_matches('/'))
+            }
+            _ => url.to_string(),
+        }
+    }
 }
 
 /// One update channel: its fixed tags, fixed URLs and manifest.
@@ -168,14 +223,12 @@ impl Config {
                 self.azure.remote_base
             ));
         }
-        let base = self.server.base_url.trim_end_matches('/');
-        let host_of_base = base
-            .split_once("://")
-            .map(|(_, rest)| rest.split(['/', ':']).next().unwrap_or(""));
-        if host_of_base != Some(self.server.host.as_str()) {
+        if !(self.server.base_url.starts_with("https://")
+            || self.server.base_url.starts_with("http://"))
+        {
             problems.push(format!(
-                "server.base_url `{}` must be a URL on server.host `{}`",
-                self.server.base_url, self.server.host
+                "server.base_url `{}` must be an http(s) URL",
+                self.server.base_url
             ));
         }
         if self.github.host.is_empty() || self.github.host.contains('/') {
@@ -277,7 +330,32 @@ impl Workspace {
         let config = Config::load(&config_path)?;
         Ok(Workspace { root, config })
     }
+
+    /// The channel named on the command line.
+    pub fn channel(&self, name: &str) -> Result<&Channel> {
+        self.config.channels.get(name).with_context(|| {
+            let known: Vec<&str> = self.config.channels.keys().map(String::as_str).collect();
+            format!(
+                "unknown channel `{name}`; the config has {}",
+                known.join(", ")
+            )
+        })
+    }
+
+    /// Where a channel's artifacts are dropped: `release_inbox/` for
+    /// stable, `release_inbox/<channel>/` for the others.
+    pub fn inbox_dir(&self, channel: &str) -> PathBuf {
+        let inbox = PathBuf::from(INBOX);
+        if channel == "stable" {
+            inbox
+        } else {
+            inbox.join(channel)
+        }
+    }
 }
+
+/// The inbox directory, relative to the workspace root.
+pub const INBOX: &str = "release_inbox";
 
 #[cfg(test)]
 mod tests {
@@ -321,6 +399,18 @@ mod tests {
         assert!(
             err.contains("nexy-regular") && err.contains("`NexyNew`"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn fetch_url_rewrites_only_with_a_download_base() {
+        let mut gh = parse(&repo_config_text()).unwrap().github;
+        let url = "https://github.com/Seregawpn/Nexy_production/releases/download/Update/Nexy.dmg";
+        assert_eq!(gh.fetch_url(url), url);
+        gh.download_base = Some("http://127.0.0.1:9/".into());
+        assert_eq!(
+            gh.fetch_url(url),
+            "http://127.0.0.1:9/Seregawpn/Nexy_production/releases/download/Update/Nexy.dmg"
         );
     }
 

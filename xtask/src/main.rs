@@ -4,16 +4,30 @@
 //! command goes through, loads the workspace and dispatches. Exit codes:
 //! 0 success, 1 problems found or a step failed, 2 usage or config error.
 
+mod artifact;
+mod az;
 mod bump;
 mod changes;
 mod check;
 mod cli;
 mod config;
+mod feed;
+mod gh;
+mod hash;
 mod hook;
+mod http;
 mod linked;
 mod manifest;
+mod preflight;
+mod proc;
+mod publish;
+mod release;
+mod report;
+mod rollback;
+mod sandbox;
 mod secrets;
 mod template;
+mod verify;
 mod version;
 
 use std::process::ExitCode;
@@ -50,12 +64,25 @@ fn main() -> ExitCode {
     }
 }
 
+/// Exit 0 when every check passed, 1 otherwise.
+fn verdict(passed: bool) -> ExitCode {
+    if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
 fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     let sh = Shell::new()?;
-    let ws = Workspace::load(cli.global.root.as_deref(), cli.global.config.as_deref())
-        .map_err(|e| UsageError(format!("{e:#}")))?;
+    // Loaded per command, so that `samples` works outside a workspace.
+    let load = || {
+        Workspace::load(cli.global.root.as_deref(), cli.global.config.as_deref())
+            .map_err(|e| anyhow::Error::new(UsageError(format!("{e:#}"))))
+    };
     match cli.command {
         Command::Version => {
+            let ws = load()?;
             let text = changes::read_text(&ws.root, &ws.config.version_file)?;
             let v = version::parse_version_file(&text).map_err(|why| {
                 anyhow::anyhow!(
@@ -65,13 +92,24 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
             })?;
             println!("{v}");
         }
-        Command::Bump(bump) => bump.run(&sh, &ws)?,
-        Command::Check => {
-            if !check::run(&sh, &ws)? {
-                return Ok(ExitCode::from(1));
-            }
+        Command::Bump(task) => task.run(&sh, &load()?)?,
+        Command::Check => return Ok(verdict(check::run(&sh, &load()?)?)),
+        Command::InstallHook(task) => task.run(&sh, &load()?)?,
+        Command::Preflight(task) => return Ok(verdict(task.run(&sh, &load()?)?)),
+        Command::Publish(task) => task.run(&sh, &load()?)?,
+        Command::Verify(task) => return Ok(verdict(task.run(&sh, &load()?)?)),
+        Command::Release(task) => return Ok(verdict(task.run(&sh, &load()?)?)),
+        Command::Rollback(task) => return Ok(verdict(task.run(&sh, &load()?)?)),
+        Command::Samples(task) => task.run()?,
+        Command::Sandbox(task) => {
+            let ws = load()?;
+            let config = cli
+                .global
+                .config
+                .clone()
+                .unwrap_or_else(|| ws.root.join("release.toml"));
+            task.run(&sh, &ws.root, &config)?;
         }
-        Command::InstallHook(hook) => hook.run(&sh, &ws)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -284,6 +284,14 @@ pub fn is_rfc3339(s: &str) -> bool {
         && rb[1..3].iter().chain(&rb[4..6]).all(u8::is_ascii_digit)
 }
 
+/// Plain http is accepted only on a loopback host (the local stand-in of
+/// production); every real client download must be https.
+pub fn is_loopback_http(url: &str) -> bool {
+    ["http://127.0.0.1:", "http://localhost:", "http://[::1]:"]
+        .iter()
+        .any(|p| url.starts_with(p))
+}
+
 /// Everything wrong with a manifest's artifact fields against its
 /// channel, each problem a sentence that says the fix. The version and
 /// build are compared with VERSION by the caller, with the other linked
@@ -297,7 +305,7 @@ pub fn problems(map: &Map<String, Value>, channel: &Channel) -> Vec<String> {
             Some(Value::String(url)) if url.contains("appcast") || url.contains("/updates/") => Some(format!(
                 "{key} `{url}` points at the update feed, which clients would loop on; set it to {want}"
             )),
-            Some(Value::String(url)) if !url.starts_with("https://") => Some(format!(
+            Some(Value::String(url)) if !url.starts_with("https://") && !is_loopback_http(url) => Some(format!(
                 "{key} `{url}` is not https; set it to {want}"
             )),
             Some(Value::String(url)) => Some(format!("{key} is `{url}`; set it to the fixed URL {want}")),

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod stage;
+
 use std::{
     collections::BTreeMap,
     fs,

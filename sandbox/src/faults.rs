@@ -1,0 +1,154 @@
+//! Fault knobs that tests switch on to see how a tool copes with a flaky
+//! GitHub, Azure or update feed.
+//!
+//! The set of faults is persisted as `DIR/faults.json` because the `az`
+//! stand-in is a separate process that must see the same knobs as the server.
+//! Counters that say "the Nth upload" live in the server and restart from zero
+//! every time the faults are replaced, so a test can reason about "the next
+//! upload" without knowing what happened before.
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Every knob is optional; an empty object `{}` means "no faults".
+#[derive(Serialize, Deserialize, Default, Clone, Debug, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Faults {
+    /// Uploads number `nth` .. `nth+count-1` (1-based, counted from when the
+    /// faults were set) answer `status` (a 5xx) after the body was read.
+    pub upload_fail: Option<UploadFail>,
+    /// Upload number `nth` is cut short: the server reads `after_bytes` of the
+    /// body and drops the connection, leaving an asset in state `starter`.
+    pub upload_cut: Option<UploadCut>,
+    /// Requests whose method matches (any when absent) and whose absolute URL
+    /// contains `path_contains` are held `ms` milliseconds before handling.
+    pub delays: Vec<Delay>,
+    /// For this many seconds after `systemctl restart voice-assistant` the feed's
+    /// `/health` and `/status` keep answering the version from before the restart.
+    pub feed_stale_secs: u64,
+    /// `az` exits with `exit_code` and prints `stderr` (for `times` calls, or every
+    /// call while set when `times` is absent).
+    pub az_fail: Option<AzFail>,
+    /// `az` sleeps this long before doing its work (capped at 600 s).
+    pub az_hang_ms: u64,
+    /// Asset downloads (API and public/storage URLs) send the full
+    /// Content-Length but only `after_bytes` of body, then close.
+    pub download_drop: Option<DownloadDrop>,
+    /// For this many seconds after an asset of a name changes (deleted, uploaded,
+    /// renamed), the public download URL keeps serving the previous bytes.
+    pub download_stale_secs: u64,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UploadFail {
+    pub nth: u32,
+    #[serde(default = "one")]
+    pub count: u32,
+    #[serde(default = "bad_gateway")]
+    pub status: u16,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UploadCut {
+    pub nth: u32,
+    #[serde(default)]
+    pub after_bytes: u64,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Delay {
+    #[serde(default)]
+    pub method: Option<String>,
+    pub path_contains: String,
+    pub ms: u64,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AzFail {
+    pub exit_code: i32,
+    #[serde(default)]
+    pub stderr: String,
+    #[serde(default)]
+    pub times: Option<u32>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DownloadDrop {
+    pub after_bytes: u64,
+    #[serde(default)]
+    pub times: Option<u32>,
+}
+
+fn one() -> u32 {
+    1
+}
+fn bad_gateway() -> u16 {
+    502
+}
+
+/// Upper bound for any sleep a fault asks for: every wait must stay bounded.
+pub const MAX_SLEEP_MS: u64 = 600_000;
+
+impl Faults {
+    pub fn load(path: &Path) -> Result<Faults> {
+        if !path.exists() {
+            return Ok(Faults::default());
+        }
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+        if text.trim().is_empty() {
+            return Ok(Faults::default());
+        }
+        serde_json::from_str(&text).with_context(|| format!("parse faults {}", path.display()))
+    }
+
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let text = serde_json::to_string_pretty(self).context("serialise faults")?;
+        crate::util::write_atomic(path, text.as_bytes())
+    }
+
+    /// The delay (ms) that applies to a request, summed over matching rules.
+    pub fn delay_for(&self, method: &str, url: &str) -> u64 {
+        let total: u64 = self
+            .delays
+            .iter()
+            .filter(|d| {
+                d.method
+                    .as_deref()
+                    .map(|m| m.eq_ignore_ascii_case(method))
+                    .unwrap_or(true)
+                    && url.contains(&d.path_contains)
+            })
+            .map(|d| d.ms)
+            .sum();
+        total.min(MAX_SLEEP_MS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_shape() {
+        let f: Faults = serde_json::from_str(
+            r#"{"upload_fail":{"nth":1,"count":4,"status":503},
+                "upload_cut":{"nth":2,"after_bytes":10},
+                "delays":[{"method":"GET","path_contains":"/releases/tags/","ms":5}],
+                "feed_stale_secs":3,"az_fail":{"exit_code":2,"stderr":"boom"},
+                "az_hang_ms":10,"download_drop":{"after_bytes":7},
+                "download_stale_secs":4}"#,
+        )
+        .unwrap();
+        assert_eq!(f.upload_fail.as_ref().unwrap().count, 4);
+        assert_eq!(f.delay_for("get", "http://x/releases/tags/Update"), 5);
+        assert_eq!(f.delay_for("POST", "http://x/releases/tags/Update"), 0);
+        assert!(serde_json::from_str::<Faults>(r#"{"nope":1}"#).is_err());
+    }
+}

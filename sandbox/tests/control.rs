@@ -1,0 +1,139 @@
+//! The `/_sandbox/` control endpoints and the request log, over plain HTTP
+//! (what a test in another language or a shell script would use).
+
+mod common;
+use common::*;
+
+#[test]
+fn control_endpoints_and_request_log() {
+    let sb = start();
+    let r = http(
+        sb.port(),
+        "POST",
+        "/_sandbox/seed-asset?tag=App&name=Nexy.pkg",
+        &[],
+        b"pkgbytes",
+    );
+    assert_eq!(r.status, 201);
+    assert_eq!(sb.asset_bytes("App", "Nexy.pkg").unwrap(), b"pkgbytes");
+    let r = http(
+        sb.port(),
+        "POST",
+        "/_sandbox/immutable",
+        &[],
+        br#"{"tag":"App","immutable":true}"#,
+    );
+    assert_eq!(r.status, 200);
+    let rel = get(
+        sb.port(),
+        &format!("http://api.github.localhost/repos/{REPO}/releases/tags/App"),
+    )
+    .json();
+    assert_eq!(rel["immutable"], true);
+    assert_eq!(
+        http(
+            sb.port(),
+            "POST",
+            "/_sandbox/immutable",
+            &[],
+            br#"{"tag":"Nope"}"#
+        )
+        .status,
+        404
+    );
+
+    let r = http(
+        sb.port(),
+        "POST",
+        "/_sandbox/az-login",
+        &[],
+        br#"{"logged_in":false}"#,
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(az(&sb, &["account", "show"]).code, 1);
+
+    let info = get(sb.port(), "/_sandbox/info").json();
+    assert_eq!(info["port"], sb.port());
+    assert_eq!(info["tls_port"], sb.tls_port());
+
+    // Every request is in the log, with method, absolute URL and status.
+    assert_eq!(get(sb.port(), "/nope").status, 404);
+    let log = get(sb.port(), "/_sandbox/requests").json();
+    let entries = log.as_array().unwrap();
+    assert!(entries.iter().any(
+        |e| e["url"] == format!("http://127.0.0.1:{}/nope", sb.port())
+            && e["status"] == 404
+            && e["method"] == "GET"
+    ));
+    assert!(entries
+        .iter()
+        .any(|e| e["kind"] == "az" && e["status"] == 1));
+    assert!(entries.iter().any(|e| e["kind"] == "control"
+        && e["url"]
+            .as_str()
+            .unwrap()
+            .ends_with("/_sandbox/seed-asset?tag=App&name=Nexy.pkg")
+        && e["body_len"] == 8));
+    // The file and the API agree.
+    let file = std::fs::read_to_string(sb.state_dir().join("requests.jsonl")).unwrap();
+    assert!(file.lines().count() >= entries.len());
+    assert_eq!(sb.requests().len(), file.lines().count());
+}
+
+#[test]
+fn api_rejects_wrong_token_and_anonymous_writes() {
+    let sb = start();
+    let url = format!("http://api.github.localhost/repos/{REPO}/releases/tags/Update");
+    let r = http(
+        sb.port(),
+        "GET",
+        &url,
+        &[("Authorization", "token wrong")],
+        b"",
+    );
+    assert_eq!(r.status, 401);
+    assert_eq!(r.json()["message"], "Bad credentials");
+    let r = get(sb.port(), &url);
+    assert_eq!(r.status, 200, "anonymous reads of a public repository work");
+    assert_eq!(r.header("x-oauth-scopes"), Some("repo, read:org"));
+    let r = http(
+        sb.port(),
+        "POST",
+        &format!("http://api.github.localhost/repos/{REPO}/releases"),
+        &[],
+        br#"{"tag_name":"x"}"#,
+    );
+    assert_eq!(r.status, 401);
+}
+
+#[test]
+fn az_path_rewrite_fallback_also_maps_the_vm_dir() {
+    let sb = start();
+    let az = sb.state_dir().join("bin").join("az");
+    let mut cmd = std::process::Command::new(az);
+    cmd.args([
+        "vm",
+        "run-command",
+        "invoke",
+        "-g",
+        "NexyNewRG",
+        "-n",
+        "NexyNew",
+        "--command-id",
+        "RunShellScript",
+        "--scripts",
+        "echo FALLBACK=1 >> /home/azureuser/voice-assistant/config.env && echo ok",
+    ])
+    .env_clear()
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    for (k, v) in sb.env() {
+        cmd.env(k, v);
+    }
+    cmd.env("NEXY_SANDBOX_NO_NAMESPACE", "1");
+    let o = run_cmd(cmd, std::time::Duration::from_secs(60));
+    assert_eq!(o.code, 0);
+    assert!(az_message(&o).contains("ok"));
+    let cfg = std::fs::read_to_string(sb.vm_app_dir().join("config.env")).unwrap();
+    assert!(cfg.ends_with("FALLBACK=1\n"), "{cfg}");
+}

@@ -1,0 +1,324 @@
+//! `cargo xtask preflight` (runbook section 2): everything that must hold
+//! before a release touches production. Read-only; every check runs, and
+//! the table lists each failure with its fix.
+
+use std::time::Instant;
+
+use anyhow::Result;
+use xshell::Shell;
+
+use crate::{
+    artifact::{self, Kind},
+    az::Az,
+    check,
+    cli::Preflight,
+    config::Workspace,
+    feed,
+    gh::Gh,
+    http, proc,
+    report::{self, CheckResult},
+    version::{self, Version},
+};
+
+/// GitHub's limit on assets per release.
+pub const MAX_ASSETS_PER_RELEASE: usize = 1000;
+
+impl Preflight {
+    pub fn run(self, sh: &Shell, ws: &Workspace) -> Result<bool> {
+        let results = checks(sh, ws, &self.channel)?;
+        print!("{}", report::render("preflight", &results));
+        Ok(report::all_pass(&results))
+    }
+}
+
+/// Runs every preflight check for `channel`.
+pub fn checks(sh: &Shell, ws: &Workspace, channel_name: &str) -> Result<Vec<CheckResult>> {
+    let config = &ws.config;
+    let channel = ws.channel(channel_name)?;
+    let mut out = Vec::new();
+    let started = Instant::now();
+
+    // 1. gh installed and logged in to the configured host.
+    let gh = Gh::new(sh, &config.github.host, &config.github.assets_repo);
+    let gh_ok = gh.auth_status();
+    let gh_ready = gh_ok.is_ok();
+    out.push(CheckResult::from_result(
+        "gh-auth",
+        gh_ok.map(|()| format!("gh is logged in to {}", config.github.host)),
+        "install gh (`apt-get install gh`), then `gh auth login` or export GH_TOKEN with the repo scope",
+    ));
+
+    // 2. The inbox.
+    out.extend(inbox_checks(&ws.root.join(ws.inbox_dir(channel_name))));
+
+    // 3. The server deploy: the feed answers and gRPC speaks TLS with h2.
+    let agent = http::agent();
+    let base = config.server.base_url.trim_end_matches('/');
+    let deploy_fix = "deploy the server first (code pipeline, `Seregawpn/Nexy`), then check `systemctl status voice-assistant` on the VM";
+    out.push(CheckResult::from_result(
+        "server-health",
+        feed::health(&agent, base).map(|r| format!("/health OK, latest_version {}", r.version)),
+        deploy_fix,
+    ));
+    out.push(CheckResult::from_result(
+        "server-status",
+        feed::status(&agent, base)
+            .map(|r| format!("/status running, latest_version {}", r.version)),
+        deploy_fix,
+    ));
+    let live = feed::updates_health(&agent, base);
+    let live_version = live.as_ref().ok().map(|r| r.version.clone());
+    out.push(CheckResult::from_result(
+        "updates-health",
+        live.map(|r| format!("/updates/health healthy, manifest version {}", r.version)),
+        deploy_fix,
+    ));
+    if config.grpc.tls {
+        let ca = config.grpc.ca_file.as_deref();
+        out.push(CheckResult::from_result(
+            "grpc-tls",
+            http::tls_alpn(&config.grpc.endpoint, config.grpc.connect.as_deref(), ca).and_then(
+                |alpn| match alpn.as_deref() {
+                    Some("h2") => Ok(format!(
+                        "{} negotiated TLS with ALPN h2",
+                        config.grpc.endpoint
+                    )),
+                    other => {
+                        anyhow::bail!("{} negotiated ALPN {other:?}, not h2", config.grpc.endpoint)
+                    }
+                },
+            ),
+            "check nginx's `listen 443 ssl http2` and the certificate on the VM",
+        ));
+    } else {
+        out.push(CheckResult::skip(
+            "grpc-tls",
+            "grpc.tls is false in the config",
+        ));
+    }
+
+    // 4. The Gemini key on the VM, judged by the script's own marker.
+    out.push(gemini_check(sh, ws));
+
+    // 5. The fixed tags exist (never created here) and can take assets.
+    for tag in [&channel.dmg_tag, &channel.pkg_tag] {
+        out.push(if gh_ready {
+            tag_check(&gh, tag)
+        } else {
+            CheckResult::skip("fixed-tag", format!("{tag}: skipped until gh is logged in"))
+        });
+    }
+
+    // 6. The target, the workspace and the version.
+    out.push(CheckResult::pass(
+        "target",
+        format!(
+            "canonical target {}/{} on {}",
+            config.azure.resource_group, config.azure.vm_name, config.server.host
+        ),
+    ));
+    let (problems, text) = check::problems(sh, ws);
+    out.push(if problems == 0 {
+        CheckResult::pass("workspace", "`cargo xtask check` is clean")
+    } else {
+        let first = text.lines().next().unwrap_or("").trim().to_string();
+        CheckResult::fail(
+            "workspace",
+            format!("`cargo xtask check` reports {problems} problem(s), first: {first}"),
+            "run `cargo xtask check` and fix what it lists",
+        )
+    });
+    out.push(version_check(ws, live_version.as_deref()));
+    out.push(CheckResult::pass(
+        "elapsed",
+        format!(
+            "{} checks in {:.1}s, {} external processes",
+            out.len(),
+            started.elapsed().as_secs_f64(),
+            proc::SPAWNED.load(std::sync::atomic::Ordering::Relaxed)
+        ),
+    ));
+    Ok(out)
+}
+
+fn inbox_checks(inbox: &std::path::Path) -> Vec<CheckResult> {
+    let mut out = Vec::new();
+    let present = artifact::present(inbox);
+    if present.is_empty() {
+        out.push(CheckResult::fail(
+            "inbox",
+            format!("{} holds neither Nexy.dmg nor Nexy.pkg", inbox.display()),
+            format!(
+                "copy the built Nexy.dmg and/or Nexy.pkg into {}",
+                inbox.display()
+            ),
+        ));
+        return out;
+    }
+    for (kind, path) in present {
+        let id = match kind {
+            Kind::Dmg => "inbox-dmg",
+            Kind::Pkg => "inbox-pkg",
+        };
+        out.push(CheckResult::from_result(
+            id,
+            artifact::validate(&path, kind)
+                .map(|size| format!("{} ({size} bytes)", path.display())),
+            "rebuild the artifact and copy the real file into the inbox",
+        ));
+    }
+    let notes = inbox.join(artifact::NOTES);
+    if notes.is_file() {
+        out.push(CheckResult::pass(
+            "notes",
+            format!("{} travels with the DMG", artifact::NOTES),
+        ));
+    }
+    out
+}
+
+/// The shell script that reports whether the key is set, never its value.
+pub fn gemini_script(remote_base: &str) -> String {
+    let env = proc::sh_quote(&format!("{remote_base}/config.env"));
+    format!(
+        "f={env}\n\
+         if [ ! -r \"$f\" ]; then echo NEXY_MARK:gemini:nofile; exit 0; fi\n\
+         v=$(grep -E '^GEMINI_API_KEY=' \"$f\" | tail -n 1 | cut -d= -f2- | tr -d '\"'\"'\"' \\t\\r')\n\
+         case \"$v\" in\n\
+           '') echo NEXY_MARK:gemini:missing ;;\n\
+           YOUR_GEMINI_API_KEY_HERE) echo NEXY_MARK:gemini:placeholder ;;\n\
+           *) echo NEXY_MARK:gemini:present ;;\n\
+         esac\n"
+    )
+}
+
+fn gemini_check(sh: &Shell, ws: &Workspace) -> CheckResult {
+    let config = &ws.config;
+    let az = Az::new(sh, &config.azure.resource_group, &config.azure.vm_name);
+    let env = format!("{}/config.env", config.azure.remote_base);
+    let fix = format!("set GEMINI_API_KEY=<key> in {env} on the VM, then `sudo systemctl restart voice-assistant`");
+    if let Err(err) = az.account_show() {
+        return CheckResult::fail(
+            "gemini-key",
+            format!("{err:#}"),
+            "run `az login` (and `az account set` to the subscription of the VM)",
+        );
+    }
+    match az.run_script(&gemini_script(&config.azure.remote_base)) {
+        Err(err) => CheckResult::fail("gemini-key", format!("{err:#}"), "run `az login` and check the VM is running"),
+        Ok(out) => match out.marker("gemini") {
+            Some("present") => CheckResult::pass("gemini-key", format!("GEMINI_API_KEY is set in {env} (value not shown)")),
+            Some("placeholder") => CheckResult::fail("gemini-key", format!("GEMINI_API_KEY in {env} is the placeholder"), fix),
+            Some("missing") => CheckResult::fail("gemini-key", format!("GEMINI_API_KEY is missing or empty in {env}"), fix),
+            Some("nofile") => CheckResult::fail("gemini-key", format!("{env} does not exist on the VM"), fix),
+            _ => CheckResult::fail(
+                "gemini-key",
+                format!("the check script printed no verdict (az exits 0 even when a script fails); stderr: {}", crate::gh::last_lines(&out.stderr, 2)),
+                "run the check again; if it persists, inspect the VM with `az vm run-command invoke`",
+            ),
+        },
+    }
+}
+
+fn tag_check(gh: &Gh, tag: &str) -> CheckResult {
+    let repo = gh.repo().to_string();
+    match gh.release(tag) {
+        Err(err) => CheckResult::fail("fixed-tag", format!("{err:#}"), "check `gh auth status`"),
+        Ok(None) => CheckResult::fail(
+            "fixed-tag",
+            format!("{repo} has no release for the fixed tag `{tag}`"),
+            format!("a maintainer must restore the `{tag}` release in {repo}; this tool never creates tags or releases"),
+        ),
+        Ok(Some(r)) if r.immutable => CheckResult::fail(
+            "fixed-tag",
+            format!("the `{tag}` release in {repo} is immutable: its assets cannot be replaced"),
+            format!("a maintainer must turn off immutable releases for {repo} (Settings > General > Releases) before the fixed-tag design can publish"),
+        ),
+        Ok(Some(r)) if r.assets.len() + 2 > MAX_ASSETS_PER_RELEASE => CheckResult::fail(
+            "fixed-tag",
+            format!("`{tag}` holds {} assets; GitHub allows {MAX_ASSETS_PER_RELEASE} per release", r.assets.len()),
+            format!("delete stale assets from `{tag}` with `gh release delete-asset {tag} NAME`"),
+        ),
+        Ok(Some(r)) => CheckResult::pass("fixed-tag", format!("`{tag}` exists in {repo} ({} assets)", r.assets.len())),
+    }
+}
+
+fn version_check(ws: &Workspace, live: Option<&str>) -> CheckResult {
+    let local = crate::changes::read_text(&ws.root, &ws.config.version_file)
+        .ok()
+        .and_then(|t| version::parse_version_file(&t).ok());
+    let Some(local) = local else {
+        return CheckResult::fail(
+            "version",
+            "VERSION is unreadable",
+            "run `cargo xtask bump X.Y.Z.W`",
+        );
+    };
+    let Some(live) = live else {
+        return CheckResult::fail(
+            "version",
+            "the live version is unknown (/updates/health failed)",
+            "fix the server checks above",
+        );
+    };
+    match live.parse::<Version>() {
+        Ok(live) if local > live => {
+            CheckResult::pass("version", format!("{local} is newer than the live {live}"))
+        }
+        Ok(live) if local == live => CheckResult::pass(
+            "version",
+            format!("{local} is already live: publish only re-syncs what differs"),
+        ),
+        Ok(live) => CheckResult::fail(
+            "version",
+            format!("{local} is older than the live {live}"),
+            format!("bump to a version above {live}: `cargo xtask bump <X.Y.Z.W>`"),
+        ),
+        Err(e) => CheckResult::fail(
+            "version",
+            format!("the live version is not a version: {e}"),
+            "check the manifest on the VM",
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gemini_script_never_prints_the_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().to_str().unwrap();
+        let run = |content: &str| {
+            std::fs::write(dir.path().join("config.env"), content).unwrap();
+            let out = std::process::Command::new("bash")
+                .arg("-c")
+                .arg(gemini_script(base))
+                .output()
+                .unwrap();
+            String::from_utf8(out.stdout).unwrap()
+        };
+        assert_eq!(
+            run("GEMINI_API_KEY=abc123secret\n"),
+            "NEXY_MARK:gemini:present\n"
+        );
+        assert_eq!(run("GEMINI_API_KEY=\"\"\n"), "NEXY_MARK:gemini:missing\n");
+        assert_eq!(run("X=1\n"), "NEXY_MARK:gemini:missing\n");
+        assert_eq!(
+            run("GEMINI_API_KEY=YOUR_GEMINI_API_KEY_HERE\r\n"),
+            "NEXY_MARK:gemini:placeholder\n"
+        );
+        std::fs::remove_file(dir.path().join("config.env")).unwrap();
+        assert_eq!(run_missing(base), "NEXY_MARK:gemini:nofile\n");
+    }
+
+    fn run_missing(base: &str) -> String {
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(gemini_script(base))
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    }
+}

@@ -1,0 +1,1040 @@
+//! `cargo xtask publish` (runbook section 3): the artifacts to the fixed
+//! tags with no 404 window, the manifest, and the VM.
+//!
+//! `gh release upload --clobber` deletes the live asset and then uploads,
+//! so every client sees 404 for the whole upload. Instead each artifact is
+//! uploaded under a temporary name derived from its digest, checked (size
+//! and GitHub's `digest`) against the local file, and only then swapped in
+//! by two renames: the fixed URL is missing for one API round trip at
+//! most. A failed or cut-short upload never touches the live asset.
+//!
+//! Everything is computed as a plan first (plain data, printed by
+//! `--dry-run` as the equivalent shell commands) and applied at one seam.
+//! Every step is decided from live state, so a run killed anywhere is
+//! finished by running it again; a journal records what was done.
+
+use std::{
+    fs,
+    io::Write,
+    path::{Path, PathBuf},
+    time::Instant,
+};
+
+use anyhow::{bail, Context, Result};
+use serde_json::{Map, Value};
+use xshell::Shell;
+
+use crate::{
+    artifact::{self, Kind},
+    az::Az,
+    changes::{self, FileChange},
+    cli::Publish,
+    config::{Channel, Workspace, INBOX},
+    gh::{Asset, Gh, Release},
+    hash::{self, FileDigest},
+    manifest, proc,
+    version::{self, Version},
+};
+
+/// Temporary asset names: `Nexy.dmg.next-<sha12>` while uploading,
+/// `Nexy.dmg.prev-<sha12>` for the replaced asset during the swap.
+const NEXT: &str = ".next-";
+const PREV: &str = ".prev-";
+
+/// One artifact to publish.
+#[derive(Debug, Clone)]
+pub struct Local {
+    pub kind: Kind,
+    pub path: PathBuf,
+    pub digest: FileDigest,
+    pub tag: String,
+}
+
+impl Local {
+    fn name(&self) -> &'static str {
+        self.kind.file_name()
+    }
+
+    fn temp_name(&self) -> String {
+        format!("{}{NEXT}{}", self.name(), &self.digest.sha256[..12])
+    }
+}
+
+/// One step of the plan, as data.
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// Download the live assets and manifest into the archive.
+    Archive {
+        version: String,
+        dir: PathBuf,
+        assets: Vec<(String, String)>,
+        manifest: Option<String>,
+    },
+    /// Remove an asset left behind by an interrupted run.
+    RemoveLeftover {
+        tag: String,
+        asset: Asset,
+    },
+    /// Put back an asset whose swap was interrupted after its first rename.
+    Restore {
+        tag: String,
+        asset: Asset,
+        name: String,
+    },
+    Upload {
+        local: Local,
+    },
+    /// Check the uploaded temporary asset, then rename it over the live one.
+    Swap {
+        local: Local,
+    },
+    WriteManifest {
+        change: FileChange,
+    },
+    SyncVm {
+        version: String,
+        manifest: String,
+    },
+    /// Nothing to do for this item; says why.
+    Skip {
+        what: String,
+        why: String,
+    },
+}
+
+/// What production looks like before the plan.
+pub struct Live {
+    pub releases: Vec<(String, Release)>,
+    pub vm: VmState,
+}
+
+/// The VM's manifest and server version, read through az.
+#[derive(Debug, Clone, Default)]
+pub struct VmState {
+    pub manifest: Option<String>,
+    pub server_version: Option<String>,
+}
+
+impl Publish {
+    pub fn run(self, sh: &Shell, ws: &Workspace) -> Result<()> {
+        let mut job = Job::new(sh, ws, &self.channel)?;
+        let inbox = ws.root.join(ws.inbox_dir(&self.channel));
+        let locals = job.locals(&inbox)?;
+        let manifest = job.new_manifest(&locals, None)?;
+        job.execute(&locals, manifest, self.dry_run)
+    }
+}
+
+/// The state shared by publish and rollback for one channel.
+pub struct Job<'a> {
+    pub sh: &'a Shell,
+    pub ws: &'a Workspace,
+    pub channel_name: String,
+    pub channel: Channel,
+}
+
+impl<'a> Job<'a> {
+    pub fn new(sh: &'a Shell, ws: &'a Workspace, channel_name: &str) -> Result<Job<'a>> {
+        Ok(Job {
+            sh,
+            ws,
+            channel_name: channel_name.to_string(),
+            channel: ws.channel(channel_name)?.clone(),
+        })
+    }
+
+    fn gh(&self) -> Gh<'a> {
+        Gh::new(
+            self.sh,
+            &self.ws.config.github.host,
+            &self.ws.config.github.assets_repo,
+        )
+    }
+
+    fn az(&self) -> Az<'a> {
+        Az::new(
+            self.sh,
+            &self.ws.config.azure.resource_group,
+            &self.ws.config.azure.vm_name,
+        )
+    }
+
+    /// Validates and hashes the artifacts in `inbox` (one streaming pass each).
+    pub fn locals(&self, inbox: &Path) -> Result<Vec<Local>> {
+        let present = artifact::present(inbox);
+        if present.is_empty() {
+            bail!(
+                "{} holds neither Nexy.dmg nor Nexy.pkg; copy the built artifacts there",
+                inbox.display()
+            );
+        }
+        let mut problems = Vec::new();
+        let mut out = Vec::new();
+        for (kind, path) in present {
+            if let Err(err) = artifact::validate(&path, kind) {
+                problems.push(format!("{err:#}"));
+                continue;
+            }
+            let digest = hash::file_digest(&path)?;
+            let tag = match kind {
+                Kind::Dmg => self.channel.dmg_tag.clone(),
+                Kind::Pkg => self.channel.pkg_tag.clone(),
+            };
+            out.push(Local {
+                kind,
+                path,
+                digest,
+                tag,
+            });
+        }
+        if !problems.is_empty() {
+            bail!(
+                "the inbox is not fit to publish:\n  {}",
+                problems.join("\n  ")
+            );
+        }
+        Ok(out)
+    }
+
+    /// The manifest to publish: the repository's manifest with the DMG's
+    /// fixed URL, size and sha256 and VERSION's version, or `restore`
+    /// verbatim (rollback). `None` when no DMG is published.
+    pub fn new_manifest(
+        &self,
+        locals: &[Local],
+        restore: Option<String>,
+    ) -> Result<Option<FileChange>> {
+        let rel = self.channel.manifest.clone();
+        let old = changes::read_text(&self.ws.root, &rel)?;
+        if let Some(text) = restore {
+            return Ok(Some(FileChange {
+                abs: self.ws.root.join(&rel),
+                rel,
+                old,
+                new: text,
+            }));
+        }
+        let Some(dmg) = locals.iter().find(|l| l.kind == Kind::Dmg) else {
+            return Ok(None);
+        };
+        let version_text = changes::read_text(&self.ws.root, &self.ws.config.version_file)?;
+        let version = version::parse_version_file(&version_text)
+            .map_err(|why| {
+                anyhow::anyhow!("VERSION is unreadable ({why}); run `cargo xtask bump X.Y.Z.W`")
+            })?
+            .to_string();
+        let mut map = manifest::parse(&rel, &old)?;
+        let before = map.clone();
+        map.insert("version".into(), Value::String(version.clone()));
+        map.insert("build".into(), Value::String(version));
+        let artifact = map
+            .entry("artifact")
+            .or_insert_with(|| Value::Object(Map::new()));
+        let Value::Object(art) = artifact else {
+            bail!("{rel}: \"artifact\" is not an object; restore the manifest from git");
+        };
+        art.insert("type".into(), Value::String("dmg".into()));
+        art.insert("url".into(), Value::String(self.channel.dmg_url.clone()));
+        art.insert("size".into(), Value::Number(dmg.digest.size.into()));
+        art.insert("sha256".into(), Value::String(dmg.digest.sha256.clone()));
+        map.insert(
+            "notes_url".into(),
+            Value::String(self.channel.dmg_url.clone()),
+        );
+        if map != before || !map.contains_key("release_date") {
+            map.insert(
+                "release_date".into(),
+                Value::String(manifest::now_isoformat()),
+            );
+        }
+        Ok(Some(FileChange {
+            abs: self.ws.root.join(&rel),
+            rel,
+            new: if map == before {
+                old.clone()
+            } else {
+                manifest::to_python_json(&map)
+            },
+            old,
+        }))
+    }
+
+    /// Reads the live releases and the VM.
+    pub fn live(&self, locals: &[Local]) -> Result<Live> {
+        let gh = self.gh();
+        let mut releases = Vec::new();
+        let mut tags: Vec<&String> = locals.iter().map(|l| &l.tag).collect();
+        tags.dedup();
+        for tag in tags {
+            match gh.release(tag)? {
+                Some(r) => releases.push((tag.clone(), r)),
+                None => bail!(
+                    "{} has no release for the fixed tag `{tag}`; a maintainer must restore it (this tool never creates tags)",
+                    gh.repo()
+                ),
+            }
+        }
+        for (tag, r) in &releases {
+            if r.immutable {
+                bail!("the `{tag}` release is immutable, so its assets cannot be replaced; a maintainer must turn off immutable releases for {}", gh.repo());
+            }
+        }
+        Ok(Live {
+            releases,
+            vm: self.read_vm()?,
+        })
+    }
+
+    fn read_vm(&self) -> Result<VmState> {
+        let out = self.az().run_script(&read_vm_script(
+            &self.ws.config.azure.remote_base,
+            &self.manifest_file(),
+        ))?;
+        if out.marker("read") != Some("ok") {
+            bail!(
+                "reading the VM's manifest printed no verdict (stderr: {}); check the VM with `az vm run-command invoke`",
+                crate::gh::last_lines(&out.stderr, 2)
+            );
+        }
+        let manifest = match out.marker("manifest_b64") {
+            Some(b64) if !b64.is_empty() => Some(
+                String::from_utf8(
+                    base64_decode(b64).context("the VM's manifest came back garbled")?,
+                )
+                .context("the VM's manifest is not UTF-8")?,
+            ),
+            _ => None,
+        };
+        Ok(VmState {
+            manifest,
+            server_version: out
+                .marker("server_version")
+                .filter(|v| !v.is_empty())
+                .map(str::to_string),
+        })
+    }
+
+    /// The manifest's file name on the VM (`manifest.json` for stable).
+    fn manifest_file(&self) -> String {
+        Path::new(&self.channel.manifest)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "manifest.json".to_string())
+    }
+
+    /// Computes the plan from local and live state.
+    pub fn plan(
+        &self,
+        locals: &[Local],
+        manifest: Option<&FileChange>,
+        live: &Live,
+    ) -> Result<Vec<Step>> {
+        let mut steps = Vec::new();
+        let release_of = |tag: &str| live.releases.iter().find(|(t, _)| t == tag).map(|(_, r)| r);
+
+        // Archive what is live before anything replaces it.
+        let replacing: Vec<&Local> = locals
+            .iter()
+            .filter(|l| {
+                release_of(&l.tag)
+                    .and_then(|r| r.asset(l.name()))
+                    .is_some_and(|a| !matches_local(a, l))
+            })
+            .collect();
+        if !replacing.is_empty() {
+            let live_version = live
+                .vm
+                .manifest
+                .as_deref()
+                .and_then(|m| manifest::parse("live manifest", m).ok())
+                .and_then(|m| m.get("version").and_then(Value::as_str).map(str::to_string))
+                .context("the live manifest on the VM cannot be read, so the live version cannot be archived; fix the VM's manifest first")?;
+            let dir = self
+                .ws
+                .root
+                .join(INBOX)
+                .join(".archive")
+                .join(&live_version);
+            if dir.join(ARCHIVE_DONE).is_file() {
+                steps.push(Step::Skip {
+                    what: format!("archive of {live_version}"),
+                    why: "already archived".into(),
+                });
+            } else {
+                steps.push(Step::Archive {
+                    version: live_version,
+                    dir,
+                    assets: locals
+                        .iter()
+                        .filter(|l| release_of(&l.tag).and_then(|r| r.asset(l.name())).is_some())
+                        .map(|l| (l.tag.clone(), l.name().to_string()))
+                        .collect(),
+                    manifest: live.vm.manifest.clone(),
+                });
+            }
+        }
+
+        let mut swaps = Vec::new();
+        for local in locals {
+            let release = release_of(&local.tag).context("release read above")?;
+            let live_asset = release.asset(local.name());
+            let temp = local.temp_name();
+            for asset in &release.assets {
+                let leftover = asset.name.starts_with(&format!("{}{NEXT}", local.name()))
+                    || asset.name.starts_with(&format!("{}{PREV}", local.name()));
+                if !leftover {
+                    continue;
+                }
+                let good_temp = asset.name == temp && matches_local(asset, local);
+                let restorable = live_asset.is_none()
+                    && asset.name.starts_with(&format!("{}{PREV}", local.name()))
+                    && asset.state == "uploaded";
+                if live_asset.is_none() && good_temp {
+                    // Killed between the two renames of a swap: finishing it
+                    // is the Swap step below, which will find this asset.
+                    continue;
+                }
+                if restorable && !locals_has_good_temp(release, local) {
+                    steps.push(Step::Restore {
+                        tag: local.tag.clone(),
+                        asset: asset.clone(),
+                        name: local.name().to_string(),
+                    });
+                    continue;
+                }
+                if !good_temp {
+                    steps.push(Step::RemoveLeftover {
+                        tag: local.tag.clone(),
+                        asset: asset.clone(),
+                    });
+                }
+            }
+            if live_asset.is_some_and(|a| matches_local(a, local)) {
+                steps.push(Step::Skip {
+                    what: format!("{} in {}", local.name(), local.tag),
+                    why: format!(
+                        "live asset already has sha256 {} and {} bytes",
+                        &local.digest.sha256[..12],
+                        local.digest.size
+                    ),
+                });
+                continue;
+            }
+            let uploaded = release
+                .asset(&temp)
+                .is_some_and(|a| matches_local(a, local));
+            if !uploaded {
+                steps.push(Step::Upload {
+                    local: local.clone(),
+                });
+            }
+            swaps.push(Step::Swap {
+                local: local.clone(),
+            });
+        }
+        // Every upload first, then the swaps back to back, then the
+        // manifest: the window in which a client could see a new asset
+        // with the old checksum is only the swaps and the VM sync.
+        steps.extend(swaps);
+
+        if let Some(change) = manifest {
+            if change.old != change.new {
+                steps.push(Step::WriteManifest {
+                    change: change.clone(),
+                });
+            }
+            let version = manifest::parse(&change.rel, &change.new)?
+                .get("version")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .context("the new manifest has no version")?;
+            let in_sync = live.vm.manifest.as_deref() == Some(change.new.as_str())
+                && live.vm.server_version.as_deref() == Some(version.as_str());
+            if in_sync {
+                steps.push(Step::Skip {
+                    what: "VM manifest".into(),
+                    why: format!("already serves {version}"),
+                });
+            } else {
+                steps.push(Step::SyncVm {
+                    version,
+                    manifest: change.new.clone(),
+                });
+            }
+        } else {
+            steps.push(Step::Skip {
+                what: "manifest".into(),
+                why: "no Nexy.dmg in this release; the manifest describes the DMG".into(),
+            });
+        }
+        Ok(steps)
+    }
+
+    /// Plans, then prints (dry run) or applies the plan.
+    pub fn execute(
+        &mut self,
+        locals: &[Local],
+        manifest: Option<FileChange>,
+        dry_run: bool,
+    ) -> Result<()> {
+        let live = self.live(locals)?;
+        let steps = self.plan(locals, manifest.as_ref(), &live)?;
+        if dry_run {
+            print!("{}", self.render_plan(&steps));
+            println!("dry run: nothing was uploaded, renamed, deleted or written");
+            return Ok(());
+        }
+        let _lock = Lock::take(&self.ws.root.join(INBOX).join(".release.lock"))?;
+        let journal = Journal::open(&self.ws.root.join(INBOX).join(".journal.jsonl"))?;
+        let mut swapped_at: Option<Instant> = None;
+        for step in &steps {
+            journal.record("start", step)?;
+            self.apply(step)?;
+            if matches!(step, Step::Swap { local } if local.kind == Kind::Dmg) {
+                swapped_at = Some(Instant::now());
+            }
+            if let (Step::SyncVm { .. }, Some(at)) = (step, swapped_at) {
+                println!(
+                    "  DMG swap to VM manifest sync: {:.2}s (clients could see the new DMG with the old checksum and would refuse it)",
+                    at.elapsed().as_secs_f64()
+                );
+            }
+            journal.record("done", step)?;
+        }
+        println!(
+            "publish: {} step(s) done",
+            steps
+                .iter()
+                .filter(|s| !matches!(s, Step::Skip { .. }))
+                .count()
+        );
+        Ok(())
+    }
+
+    fn apply(&self, step: &Step) -> Result<()> {
+        let gh = self.gh();
+        match step {
+            Step::Skip { what, why } => println!("  skip {what}: {why}"),
+            Step::Archive {
+                version,
+                dir,
+                assets,
+                manifest,
+            } => {
+                println!("  archive live {version} -> {}", dir.display());
+                fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+                for (tag, name) in assets {
+                    gh.download(tag, name, dir)?;
+                }
+                if let Some(m) = manifest {
+                    fs::write(dir.join(self.manifest_file()), m).with_context(|| {
+                        format!("cannot write the archived manifest in {}", dir.display())
+                    })?;
+                }
+                fs::write(dir.join(ARCHIVE_DONE), format!("{version}\n"))
+                    .with_context(|| format!("cannot mark {} complete", dir.display()))?;
+            }
+            Step::RemoveLeftover { tag, asset } => {
+                println!(
+                    "  remove leftover {} (state {}) from {tag}",
+                    asset.name, asset.state
+                );
+                gh.delete(asset.id)?;
+            }
+            Step::Restore { tag, asset, name } => {
+                println!(
+                    "  restore {} as {name} in {tag} (an earlier swap was interrupted)",
+                    asset.name
+                );
+                gh.rename(asset.id, name)?;
+            }
+            Step::Upload { local } => {
+                let temp = local.temp_name();
+                println!(
+                    "  upload {} ({} bytes) to {} as {temp}",
+                    local.name(),
+                    local.digest.size,
+                    local.tag
+                );
+                let staging = tempdir_in(&self.ws.root.join(INBOX))?;
+                let link = staging.join(&temp);
+                let target = fs::canonicalize(&local.path)
+                    .with_context(|| format!("cannot resolve {}", local.path.display()))?;
+                std::os::unix::fs::symlink(&target, &link)
+                    .with_context(|| format!("cannot stage {}", link.display()))?;
+                let result = gh.upload(&local.tag, &link);
+                let _ = fs::remove_dir_all(&staging);
+                if let Err(err) = result {
+                    // A failed upload may leave a broken asset under the
+                    // temporary name; remove it so the next run starts clean.
+                    if let Ok(Some(r)) = gh.release(&local.tag) {
+                        if let Some(a) = r.asset(&temp) {
+                            let _ = gh.delete(a.id);
+                        }
+                    }
+                    return Err(err.context(format!(
+                        "the live {} is untouched; run the same command again to retry",
+                        local.name()
+                    )));
+                }
+            }
+            Step::Swap { local } => self.swap(local)?,
+            Step::WriteManifest { change } => {
+                println!("  write {}", change.rel);
+                changes::apply(std::slice::from_ref(change))?;
+            }
+            Step::SyncVm { version, manifest } => {
+                println!("  sync the VM's manifest and SERVER_VERSION to {version}, restart voice-assistant");
+                let script = sync_vm_script(
+                    &self.ws.config.azure.remote_base,
+                    &self.manifest_file(),
+                    version,
+                    manifest,
+                );
+                let out = self.az().run_script(&script)?;
+                let want = format!("ok:{}", hash::bytes_sha256(manifest.as_bytes()));
+                if out.marker("sync") != Some(want.as_str()) {
+                    bail!(
+                        "the VM sync did not confirm (marker {:?}, stderr: {}); the assets are live but the VM may serve the old manifest: run `cargo xtask publish` again",
+                        out.marker("sync"),
+                        crate::gh::last_lines(&out.stderr, 2)
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the uploaded temporary asset, then renames it over the live
+    /// one: live -> `.prev-`, temp -> fixed name, delete `.prev-`.
+    fn swap(&self, local: &Local) -> Result<()> {
+        let gh = self.gh();
+        let temp = local.temp_name();
+        let release = gh
+            .release(&local.tag)?
+            .context("the release disappeared during publish")?;
+        let uploaded = release.asset(&temp).with_context(|| {
+            format!(
+                "the uploaded {temp} is not in {}; run publish again",
+                local.tag
+            )
+        })?;
+        if !matches_local(uploaded, local) {
+            let _ = gh.delete(uploaded.id);
+            bail!(
+                "the uploaded {temp} does not match the local file (size {} vs {}, digest {:?} vs sha256:{}, state {}); it was removed and the live asset is untouched; run publish again",
+                uploaded.size,
+                local.digest.size,
+                uploaded.digest,
+                local.digest.sha256,
+                uploaded.state
+            );
+        }
+        let started = Instant::now();
+        let mut prev = None;
+        if let Some(live) = release.asset(local.name()) {
+            let prev_name = format!(
+                "{}{PREV}{}",
+                local.name(),
+                live.sha256().map_or("unknown", |s| &s[..12.min(s.len())])
+            );
+            gh.rename(live.id, &prev_name)?;
+            prev = Some(live.id);
+        }
+        gh.rename(uploaded.id, local.name())?;
+        let gap = started.elapsed();
+        if let Some(id) = prev {
+            gh.delete(id)?;
+        }
+        println!(
+            "  swapped {} in {} (fixed URL missing for {:.0} ms)",
+            local.name(),
+            local.tag,
+            gap.as_secs_f64() * 1000.0
+        );
+        Ok(())
+    }
+
+    /// The plan as people read it, with the equivalent shell commands.
+    pub fn render_plan(&self, steps: &[Step]) -> String {
+        let cfg = &self.ws.config;
+        let repo = &cfg.github.assets_repo;
+        let r = format!("{}/{repo}", cfg.github.host);
+        let host = &cfg.github.host;
+        let mut out = format!("plan for channel {}:\n", self.channel_name);
+        for (i, step) in steps.iter().enumerate() {
+            let n = i + 1;
+            let line = match step {
+                Step::Skip { what, why } => format!("{n}. skip {what}: {why}"),
+                Step::Archive { version, dir, assets, manifest } => {
+                    let mut s = format!("{n}. archive live {version} into {}", dir.display());
+                    for (tag, name) in assets {
+                        s += &format!("\n     $ gh release download {tag} -R {r} --pattern {name} --dir {} --clobber", dir.display());
+                    }
+                    if manifest.is_some() {
+                        s += &format!("\n     (and the VM's {})", self.manifest_file());
+                    }
+                    s
+                }
+                Step::RemoveLeftover { tag, asset } => format!(
+                    "{n}. remove leftover {} from {tag}\n     $ gh api --hostname {host} -X DELETE repos/{repo}/releases/assets/{}",
+                    asset.name, asset.id
+                ),
+                Step::Restore { tag, asset, name } => format!(
+                    "{n}. restore {} as {name} in {tag}\n     $ gh api --hostname {host} -X PATCH repos/{repo}/releases/assets/{} -f name={name}",
+                    asset.name, asset.id
+                ),
+                Step::Upload { local } => format!(
+                    "{n}. upload {} ({} bytes, sha256 {}) as {}\n     $ gh release upload {} <staging>/{} -R {r}",
+                    local.path.display(),
+                    local.digest.size,
+                    local.digest.sha256,
+                    local.temp_name(),
+                    local.tag,
+                    local.temp_name()
+                ),
+                Step::Swap { local } => format!(
+                    "{n}. check {} (size and digest), then swap it in as {}\n     $ gh api --hostname {host} repos/{repo}/releases/tags/{}\n     $ gh api --hostname {host} -X PATCH repos/{repo}/releases/assets/<live id> -f name={}{PREV}<sha12>\n     $ gh api --hostname {host} -X PATCH repos/{repo}/releases/assets/<new id> -f name={}\n     $ gh api --hostname {host} -X DELETE repos/{repo}/releases/assets/<live id>",
+                    local.temp_name(),
+                    local.name(),
+                    local.tag,
+                    local.name(),
+                    local.name()
+                ),
+                Step::WriteManifest { change } => format!(
+                    "{n}. write {}\n{}",
+                    change.rel,
+                    indent(&changes::unified_diff(std::slice::from_ref(change)), "     ")
+                ),
+                Step::SyncVm { version, manifest } => format!(
+                    "{n}. sync the VM to {version} (manifest sha256 {}, flock, backup, SERVER_VERSION/SERVER_BUILD, VERSION, restart)\n     $ az vm run-command invoke -g {} -n {} --command-id RunShellScript --scripts <script of {} bytes; the manifest travels base64-encoded>",
+                    hash::bytes_sha256(manifest.as_bytes()),
+                    cfg.azure.resource_group,
+                    cfg.azure.vm_name,
+                    sync_vm_script(&cfg.azure.remote_base, &self.manifest_file(), version, manifest).len()
+                ),
+            };
+            out.push_str("  ");
+            out.push_str(&line);
+            out.push('\n');
+        }
+        out
+    }
+}
+
+fn indent(text: &str, prefix: &str) -> String {
+    text.lines().map(|l| format!("{prefix}{l}\n")).collect()
+}
+
+/// The file that marks an archive directory as complete.
+pub const ARCHIVE_DONE: &str = ".complete";
+
+fn matches_local(asset: &Asset, local: &Local) -> bool {
+    asset.state == "uploaded"
+        && asset.size == local.digest.size
+        && asset.sha256() == Some(local.digest.sha256.as_str())
+}
+
+fn locals_has_good_temp(release: &Release, local: &Local) -> bool {
+    release
+        .asset(&local.temp_name())
+        .is_some_and(|a| matches_local(a, local))
+}
+
+/// A fresh private directory under `parent` for staging upload names.
+fn tempdir_in(parent: &Path) -> Result<PathBuf> {
+    for i in 0..100 {
+        let dir = parent.join(format!(".staging-{}-{i}", std::process::id()));
+        if fs::create_dir(&dir).is_ok() {
+            return Ok(dir);
+        }
+    }
+    bail!("cannot create a staging directory in {}", parent.display())
+}
+
+/// The read-only script that reports the VM's manifest and version.
+pub fn read_vm_script(base: &str, manifest_file: &str) -> String {
+    let m = proc::sh_quote(&format!("{base}/server/updates/manifests/{manifest_file}"));
+    let env = proc::sh_quote(&format!("{base}/config.env"));
+    format!(
+        "m={m}\n\
+         if [ -f \"$m\" ]; then echo \"NEXY_MARK:manifest_b64:$(base64 -w0 \"$m\")\"; else echo NEXY_MARK:manifest_b64:; fi\n\
+         v=$(grep -E '^SERVER_VERSION=' {env} 2>/dev/null | tail -n 1 | cut -d= -f2-)\n\
+         echo \"NEXY_MARK:server_version:$v\"\n\
+         echo NEXY_MARK:read:ok\n"
+    )
+}
+
+/// The script that installs a manifest on the VM. The manifest travels
+/// base64-encoded inside single quotes, so no byte of it is interpreted by
+/// a shell; the version has been validated as four numbers.
+pub fn sync_vm_script(base: &str, manifest_file: &str, version: &str, manifest: &str) -> String {
+    let b64 = base64_encode(manifest.as_bytes());
+    let sum = hash::bytes_sha256(manifest.as_bytes());
+    let stem = manifest_file.strip_suffix(".json").unwrap_or(manifest_file);
+    let base_q = proc::sh_quote(base);
+    format!(
+        "set -eu\n\
+         base={base_q}\n\
+         dir=\"$base/server/updates/manifests\"\n\
+         mkdir -p \"$dir\"\n\
+         tmp=$(mktemp \"$dir/.{manifest_file}.XXXXXX\")\n\
+         printf '%s' '{b64}' | base64 -d > \"$tmp\"\n\
+         sum=$(sha256sum \"$tmp\" | cut -d' ' -f1)\n\
+         if [ \"$sum\" != '{sum}' ]; then rm -f \"$tmp\"; echo NEXY_MARK:sync:corrupt; exit 1; fi\n\
+         exec 9>/tmp/nexy_manifest.lock\n\
+         if ! flock -w 60 9; then rm -f \"$tmp\"; echo NEXY_MARK:sync:locked; exit 1; fi\n\
+         if [ -f \"$dir/{manifest_file}\" ]; then cp -p \"$dir/{manifest_file}\" \"$dir/{manifest_file}.backup.$(date -u +%Y%m%dT%H%M%S%NZ)\"; fi\n\
+         cp \"$tmp\" \"$dir/{stem}_{version}.json\"\n\
+         chmod 644 \"$tmp\"\n\
+         mv -f \"$tmp\" \"$dir/{manifest_file}\"\n\
+         cfg=\"$base/config.env\"\n\
+         touch \"$cfg\"\n\
+         for kv in SERVER_VERSION={version} SERVER_BUILD={version}; do\n\
+           k=${{kv%%=*}}\n\
+           if grep -q \"^$k=\" \"$cfg\"; then sed -i \"s/^$k=.*/$kv/\" \"$cfg\"; else echo \"$kv\" >> \"$cfg\"; fi\n\
+         done\n\
+         echo {version} > \"$base/VERSION\"\n\
+         systemctl restart voice-assistant\n\
+         echo \"NEXY_MARK:sync:ok:$(sha256sum \"$dir/{manifest_file}\" | cut -d' ' -f1)\"\n"
+    )
+}
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Standard base64 with padding (small payloads only).
+pub fn base64_encode(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(B64[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+pub fn base64_decode(text: &str) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() / 4 * 3);
+    let mut acc = 0u32;
+    let mut bits = 0;
+    for c in text.trim().bytes() {
+        if c == b'=' {
+            break;
+        }
+        let v = B64.iter().position(|&b| b == c).context("not base64")? as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Ok(out)
+}
+
+/// One release at a time: an exclusive lock file holding our pid.
+pub struct Lock(PathBuf);
+
+impl Lock {
+    pub fn take(path: &Path) -> Result<Lock> {
+        for _ in 0..2 {
+            match fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+            {
+                Ok(mut f) => {
+                    let _ = writeln!(f, "{}", std::process::id());
+                    return Ok(Lock(path.to_path_buf()));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let holder = fs::read_to_string(path).unwrap_or_default();
+                    let pid = holder.trim();
+                    let alive = !pid.is_empty() && Path::new(&format!("/proc/{pid}")).exists();
+                    if alive {
+                        bail!(
+                            "another release (pid {pid}) holds {}; wait for it, or delete the file if that process is gone",
+                            path.display()
+                        );
+                    }
+                    // The holder died (killed mid-release): its lock is stale.
+                    let _ = fs::remove_file(path);
+                }
+                Err(e) => {
+                    return Err(e).with_context(|| format!("cannot create {}", path.display()))
+                }
+            }
+        }
+        bail!("cannot take the release lock {}", path.display())
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
+}
+
+/// An append-only record of the steps of every run (JSON lines), so a
+/// person can see what an interrupted run had done.
+pub struct Journal(PathBuf);
+
+impl Journal {
+    pub fn open(path: &Path) -> Result<Journal> {
+        Ok(Journal(path.to_path_buf()))
+    }
+
+    pub fn record(&self, phase: &str, step: &Step) -> Result<()> {
+        let what = match step {
+            Step::Archive { version, .. } => format!("archive {version}"),
+            Step::RemoveLeftover { asset, .. } => format!("remove {}", asset.name),
+            Step::Restore { asset, name, .. } => format!("restore {} as {name}", asset.name),
+            Step::Upload { local } => format!("upload {}", local.temp_name()),
+            Step::Swap { local } => format!("swap {}", local.name()),
+            Step::WriteManifest { change } => format!("write {}", change.rel),
+            Step::SyncVm { version, .. } => format!("sync vm {version}"),
+            Step::Skip { what, .. } => format!("skip {what}"),
+        };
+        let line =
+            serde_json::json!({ "time": manifest::now_isoformat(), "phase": phase, "step": what });
+        let mut f = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.0)
+            .with_context(|| format!("cannot write the journal {}", self.0.display()))?;
+        writeln!(f, "{line}")
+            .with_context(|| format!("cannot write the journal {}", self.0.display()))?;
+        Ok(())
+    }
+}
+
+/// The newest archived version strictly below `below`, if any.
+pub fn archived_versions(root: &Path) -> Vec<Version> {
+    let mut out: Vec<Version> = fs::read_dir(root.join(INBOX).join(".archive"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().join(ARCHIVE_DONE).is_file())
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+        .collect();
+    out.sort();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_round_trips() {
+        for text in ["", "a", "ab", "abc", "abcd", "{\"k\": \"é\"}\n"] {
+            let enc = base64_encode(text.as_bytes());
+            assert_eq!(base64_decode(&enc).unwrap(), text.as_bytes());
+        }
+        assert_eq!(base64_encode(b"abcd"), "YWJjZA==");
+    }
+
+    #[test]
+    fn sync_script_installs_the_manifest_byte_for_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().to_str().unwrap();
+        let bin = dir.path().join("bin");
+        fs::create_dir(&bin).unwrap();
+        // A systemctl that only records the restart.
+        fs::write(
+            bin.join("systemctl"),
+            "#!/bin/sh\necho \"$@\" > \"$(dirname \"$0\")/restarted\"\n",
+        )
+        .unwrap();
+        std::os::unix::fs::PermissionsExt::set_mode(
+            &mut fs::metadata(bin.join("systemctl")).unwrap().permissions(),
+            0o755,
+        );
+        std::process::Command::new("chmod")
+            .arg("755")
+            .arg(bin.join("systemctl"))
+            .status()
+            .unwrap();
+        fs::write(
+            dir.path().join("config.env"),
+            "GEMINI_API_KEY=k\nSERVER_VERSION=2.0.0.4\n",
+        )
+        .unwrap();
+        let manifest = "{\n  \"version\": \"2.0.0.5\",\n  \"x\": \"'$(rm -rf /)`\\\"\"\n}\n";
+        let script = sync_vm_script(base, "manifest.json", "2.0.0.5", manifest);
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(&script)
+            .env(
+                "PATH",
+                format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+            )
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            stdout.contains(&format!(
+                "NEXY_MARK:sync:ok:{}",
+                hash::bytes_sha256(manifest.as_bytes())
+            )),
+            "{stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mdir = dir.path().join("server/updates/manifests");
+        assert_eq!(
+            fs::read_to_string(mdir.join("manifest.json")).unwrap(),
+            manifest
+        );
+        assert_eq!(
+            fs::read_to_string(mdir.join("manifest_2.0.0.5.json")).unwrap(),
+            manifest
+        );
+        let env = fs::read_to_string(dir.path().join("config.env")).unwrap();
+        assert_eq!(
+            env,
+            "GEMINI_API_KEY=k\nSERVER_VERSION=2.0.0.5\nSERVER_BUILD=2.0.0.5\n"
+        );
+        assert_eq!(
+            fs::read_to_string(dir.path().join("VERSION")).unwrap(),
+            "2.0.0.5\n"
+        );
+        assert_eq!(
+            fs::read_to_string(bin.join("restarted")).unwrap(),
+            "restart voice-assistant\n"
+        );
+        // The second run backs up the first manifest.
+        let again = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(&script)
+            .env(
+                "PATH",
+                format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+            )
+            .output()
+            .unwrap();
+        assert!(again.status.success());
+        let backups = fs::read_dir(&mdir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .contains(".backup.")
+            })
+            .count();
+        assert_eq!(backups, 1);
+    }
+}

@@ -1,0 +1,186 @@
+//! A production stand-in for end-to-end tests: the `nexy-sandbox` running
+//! in-process, a temporary workspace whose VM and feed start in sync with
+//! it, and a way to run `xtask` and the real `gh` against both.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use nexy_sandbox::{Options, Sandbox};
+
+use super::{Fixture, Run};
+
+pub const MANIFEST: &str = "server/updates/manifests/manifest.json";
+
+pub struct Stage {
+    pub fx: Fixture,
+    pub sb: Sandbox,
+    pub config: PathBuf,
+}
+
+/// The az stand-in, built next to the xtask binary by `cargo test --workspace`.
+fn az_binary() -> PathBuf {
+    let xtask = PathBuf::from(env!("CARGO_BIN_EXE_xtask"));
+    let az = xtask.with_file_name("az");
+    assert!(
+        az.is_file(),
+        "{} is missing: run the tests with `cargo test --workspace` so the stand-in's binaries are built",
+        az.display()
+    );
+    az
+}
+
+impl Stage {
+    /// A stand-in whose VM runs the workspace's current release.
+    pub fn new() -> Stage {
+        let fx = Fixture::new();
+        let sb = Sandbox::start(Options {
+            az_binary: Some(az_binary()),
+            ..Options::default()
+        })
+        .expect("the stand-in starts");
+        let stage = Stage {
+            config: sb.state_dir().join("release.toml"),
+            fx,
+            sb,
+        };
+        // The VM serves what the workspace says is live.
+        let app = stage.sb.vm_app_dir();
+        let version = stage.fx.read("VERSION").trim().to_string();
+        fs::write(
+            app.join("config.env"),
+            format!("GEMINI_API_KEY=sandbox-key-not-real\nSERVER_VERSION={version}\nSERVER_BUILD={version}\n"),
+        )
+        .unwrap();
+        fs::write(app.join(MANIFEST), stage.fx.read(MANIFEST)).unwrap();
+        let restart = stage.az_script("systemctl restart voice-assistant");
+        assert!(restart.status.success(), "{restart:?}");
+        let run = stage.xtask(&[
+            "sandbox",
+            "config",
+            "--state",
+            stage.sb.state_dir().to_str().unwrap(),
+        ]);
+        assert_eq!(run.code, 0, "{run:?}");
+        stage
+    }
+
+    pub fn env(&self) -> Vec<(String, String)> {
+        self.sb.env()
+    }
+
+    /// `xtask ARGS --root FIXTURE --config STAND-IN` with the stand-in's env.
+    pub fn run(&self, args: &[&str]) -> Run {
+        let mut all: Vec<&str> = args.to_vec();
+        let config = self.config.to_str().unwrap().to_string();
+        all.extend(["--config", &config]);
+        self.xtask(&all)
+    }
+
+    fn xtask(&self, args: &[&str]) -> Run {
+        let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(args)
+            .arg("--root")
+            .arg(self.fx.root())
+            .envs(self.env())
+            .env("SOURCE_DATE_EPOCH", "1772765937")
+            .current_dir(self.fx.root())
+            .output()
+            .unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Runs a script on the stand-in VM through the az stand-in.
+    pub fn az_script(&self, script: &str) -> std::process::Output {
+        Command::new(az_binary())
+            .args([
+                "vm",
+                "run-command",
+                "invoke",
+                "-g",
+                "NexyNewRG",
+                "-n",
+                "NexyNew",
+            ])
+            .args(["--command-id", "RunShellScript", "--scripts", script])
+            .envs(self.env())
+            .output()
+            .unwrap()
+    }
+
+    /// Runs the real gh with the stand-in's env.
+    pub fn gh(&self, args: &[&str]) -> std::process::Output {
+        Command::new("gh")
+            .args(args)
+            .envs(self.env())
+            .output()
+            .unwrap()
+    }
+
+    /// Writes sample artifacts into the inbox; `seed` picks their bytes.
+    pub fn samples(&self, seed: u64, dmg_size: u64) {
+        let inbox = self.fx.path("release_inbox");
+        let run = self.xtask(&[
+            "samples",
+            "--out",
+            inbox.to_str().unwrap(),
+            "--seed",
+            &seed.to_string(),
+            "--dmg-size",
+            &dmg_size.to_string(),
+            "--pkg-size",
+            &(dmg_size / 2).to_string(),
+        ]);
+        assert_eq!(run.code, 0, "{run:?}");
+    }
+
+    pub fn inbox_bytes(&self, name: &str) -> Vec<u8> {
+        fs::read(self.fx.path("release_inbox").join(name)).unwrap()
+    }
+
+    /// The live manifest on the stand-in VM.
+    pub fn vm_manifest(&self) -> String {
+        fs::read_to_string(self.sb.vm_app_dir().join(MANIFEST)).unwrap()
+    }
+
+    /// Requests since index `from` of the log whose method mutates state.
+    pub fn mutating_since(&self, from: usize) -> Vec<String> {
+        self.sb
+            .requests()
+            .into_iter()
+            .skip(from)
+            .filter(|r| r.kind == "http" && !r.url.contains("/_sandbox/"))
+            .filter(|r| {
+                matches!(r.method.as_str(), "POST" | "PATCH" | "DELETE" | "PUT")
+                    && !r.url.ends_with("/graphql")
+            })
+            .map(|r| format!("{} {} {}", r.method, r.url, r.status))
+            .collect()
+    }
+
+    /// Requests that would create a tag or a release, ever.
+    pub fn creations(&self) -> Vec<String> {
+        self.sb
+            .requests()
+            .into_iter()
+            .filter(|r| {
+                r.method == "POST" && (r.url.ends_with("/releases") || r.url.contains("/git/refs"))
+            })
+            .map(|r| r.url)
+            .collect()
+    }
+
+    pub fn log_len(&self) -> usize {
+        self.sb.requests().len()
+    }
+
+    pub fn state_dir(&self) -> &Path {
+        self.sb.state_dir()
+    }
+}

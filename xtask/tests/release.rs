@@ -1,0 +1,79 @@
+//! The release end to end: the built xtask drives the real `gh` and the az
+//! stand-in against the local stand-in of production.
+
+mod common;
+
+use common::stage::{Stage, MANIFEST};
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(bytes);
+    digest.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+#[test]
+fn full_release_meets_the_dod_and_a_rerun_changes_nothing() {
+    let st = Stage::new();
+    assert_eq!(st.run(&["bump", "2.0.0.5"]).code, 0);
+    st.samples(1, 3 << 20);
+    let run = st.run(&["release"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("preflight: all checks passed"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("verify (DoD): all checks passed"),
+        "{}",
+        run.stdout
+    );
+
+    // The bytes behind the fixed tags are the inbox's, and the manifest
+    // (repo and VM, byte for byte) describes them.
+    let dmg = st.inbox_bytes("Nexy.dmg");
+    assert_eq!(
+        st.sb.asset_bytes("Update", "Nexy.dmg").as_deref(),
+        Some(dmg.as_slice())
+    );
+    assert_eq!(
+        st.sb.asset_bytes("App", "Nexy.pkg").as_deref(),
+        Some(st.inbox_bytes("Nexy.pkg").as_slice())
+    );
+    let manifest = st.fx.read(MANIFEST);
+    assert!(
+        manifest.contains(&format!("\"sha256\": \"{}\"", sha256_hex(&dmg))),
+        "{manifest}"
+    );
+    assert!(
+        manifest.contains(&format!("\"size\": {}", dmg.len())),
+        "{manifest}"
+    );
+    assert!(manifest.contains("\"version\": \"2.0.0.5\""), "{manifest}");
+    assert_eq!(st.vm_manifest(), manifest);
+    assert!(
+        st.creations().is_empty(),
+        "no tag or release created: {:?}",
+        st.creations()
+    );
+
+    // A second run uploads nothing and changes nothing.
+    let from = st.log_len();
+    let run = st.run(&["release"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        st.mutating_since(from).is_empty(),
+        "rerun mutated: {:?}",
+        st.mutating_since(from)
+    );
+    assert!(
+        run.stdout.contains("skip Nexy.dmg in Update"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("skip VM manifest"), "{}", run.stdout);
+    assert_eq!(st.fx.read(MANIFEST), manifest);
+}
