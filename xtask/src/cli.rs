@@ -53,7 +53,12 @@ pub enum Command {
     Samples(Samples),
     /// The local stand-in of production (GitHub, the Azure VM, the feed).
     Sandbox(SandboxCmd),
+    /// The whole release against the stand-in: bump, release twice, rollback, verify.
+    Rehearse(Rehearse),
 }
+
+#[derive(Debug, Args)]
+pub struct Rehearse {}
 
 #[derive(Debug, Args)]
 pub struct SandboxCmd {

@@ -21,6 +21,7 @@ mod manifest;
 mod preflight;
 mod proc;
 mod publish;
+mod rehearse;
 mod release;
 mod report;
 mod rollback;
@@ -101,6 +102,15 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         Command::Release(task) => return Ok(verdict(task.run(&sh, &load()?)?)),
         Command::Rollback(task) => return Ok(verdict(task.run(&sh, &load()?)?)),
         Command::Samples(task) => task.run()?,
+        Command::Rehearse(task) => {
+            let ws = load()?;
+            let config = cli
+                .global
+                .config
+                .clone()
+                .unwrap_or_else(|| ws.root.join("release.toml"));
+            return Ok(verdict(task.run(&sh, &ws, &config)?));
+        }
         Command::Sandbox(task) => {
             let ws = load()?;
             let config = cli
@@ -108,7 +118,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
                 .config
                 .clone()
                 .unwrap_or_else(|| ws.root.join("release.toml"));
-            task.run(&sh, &ws.root, &config)?;
+            task.run(&sh, &config)?;
         }
     }
     Ok(ExitCode::SUCCESS)

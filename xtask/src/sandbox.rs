@@ -12,7 +12,7 @@
 use std::{
     fs,
     path::{Path, PathBuf},
-    process::Command,
+    process::{Child, Command, Stdio},
     thread,
     time::{Duration, Instant, SystemTime},
 };
@@ -24,9 +24,9 @@ use xshell::{cmd, Shell};
 use crate::cli::{SandboxCmd, SandboxSub};
 
 impl SandboxCmd {
-    pub fn run(self, sh: &Shell, root: &Path, config: &Path) -> Result<()> {
+    pub fn run(self, sh: &Shell, config: &Path) -> Result<()> {
         match self.sub {
-            SandboxSub::Up { state, port } => up(sh, root, config, &state, port),
+            SandboxSub::Up { state, port } => up(sh, config, &state, port),
             SandboxSub::Config { state } => {
                 let out = write_config(config, &state)?;
                 println!("wrote {}", out.display());
@@ -36,53 +36,137 @@ impl SandboxCmd {
     }
 }
 
-fn up(sh: &Shell, root: &Path, config: &Path, state: &Path, port: u16) -> Result<()> {
-    let _dir = sh.push_dir(root);
-    println!("building the stand-in (nexy-sandbox)...");
-    cmd!(sh, "cargo build -q -p nexy-sandbox --bins")
-        .run()
-        .context("building nexy-sandbox failed")?;
-    fs::create_dir_all(state).with_context(|| format!("cannot create {}", state.display()))?;
-    let state = fs::canonicalize(state)?;
-    let started = SystemTime::now();
-    let port = port.to_string();
-    let mut child: Command = cmd!(
-        sh,
-        "cargo run -q -p nexy-sandbox --bin nexy-sandbox -- up --state {state} --port {port}"
-    )
-    .into();
-    let mut child = child.spawn().context("cannot start nexy-sandbox")?;
-    // Wait (bounded) for the stand-in to announce its ports.
-    let info = state.join("sandbox.json");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let fresh = fs::metadata(&info)
-            .and_then(|m| m.modified())
-            .is_ok_and(|t| t >= started);
-        if fresh {
-            break;
-        }
-        if let Some(status) = child.try_wait()? {
-            bail!("nexy-sandbox exited ({status}) before it was ready");
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            bail!("nexy-sandbox did not start within 60s");
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
-    let out = write_config(config, &state)?;
+fn up(sh: &Shell, config: &Path, state: &Path, port: u16) -> Result<()> {
+    let mut stand_in = StandIn::start(sh, state, port)?;
+    let out = write_config(config, &stand_in.state)?;
     println!("release target for the stand-in: {}", out.display());
     println!(
         "use it with: . {}/env && cargo xtask release --config {}",
-        state.display(),
+        stand_in.state.display(),
         out.display()
     );
-    let status = child.wait().context("waiting for nexy-sandbox")?;
+    println!("serving until interrupted (Ctrl-C)");
+    let status = stand_in.child.wait().context("waiting for nexy-sandbox")?;
     if !status.success() {
         bail!("nexy-sandbox exited with {status}");
     }
     Ok(())
+}
+
+/// The repository the xtask was built from (it holds `sandbox/`).
+fn project_root() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+/// A running `nexy-sandbox` process; stopped when dropped.
+pub struct StandIn {
+    pub child: Child,
+    pub state: PathBuf,
+}
+
+impl StandIn {
+    /// Builds and starts the stand-in on `port` (0: any), keeping its
+    /// state in `state`, and waits (bounded) until it is serving.
+    pub fn start(sh: &Shell, state: &Path, port: u16) -> Result<StandIn> {
+        // The stand-in's source sits beside the xtask's own, whatever
+        // workspace root the command works on.
+        let _dir = sh.push_dir(project_root());
+        // Built here, not as a dependency, so that its TLS and server code
+        // never weigh on the xtask's own build.
+        let messages = cmd!(
+            sh,
+            "cargo build -q -p nexy-sandbox --bins --message-format=json"
+        )
+        .read()
+        .context("building nexy-sandbox failed; run `cargo build -p nexy-sandbox` to see why")?;
+        let binary = messages
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|m| m.pointer("/target/name").and_then(Value::as_str) == Some("nexy-sandbox"))
+            .find_map(|m| {
+                m.get("executable")
+                    .and_then(Value::as_str)
+                    .map(PathBuf::from)
+            })
+            .context("cargo did not report the nexy-sandbox executable")?;
+        fs::create_dir_all(state).with_context(|| format!("cannot create {}", state.display()))?;
+        let state = fs::canonicalize(state)?;
+        let started = SystemTime::now();
+        let port = port.to_string();
+        let mut command: Command = cmd!(sh, "{binary} up --state {state} --port {port}").into();
+        let mut child = command
+            .stdout(Stdio::null())
+            .spawn()
+            .context("cannot start nexy-sandbox")?;
+        let info = state.join("sandbox.json");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let fresh = fs::metadata(&info)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t >= started);
+            if fresh {
+                return Ok(StandIn { child, state });
+            }
+            if let Some(status) = child.try_wait()? {
+                bail!("nexy-sandbox exited ({status}) before it was ready");
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                bail!("nexy-sandbox did not start within 30s");
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The environment gh and az need to reach the stand-in, from its
+    /// `STATE/env` file (`export K='V'` lines).
+    pub fn env(&self) -> Result<Vec<(String, String)>> {
+        let path = self.state.join("env");
+        let text =
+            fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let mut out = Vec::new();
+        for line in text.lines() {
+            let Some(rest) = line.strip_prefix("export ") else {
+                continue;
+            };
+            let Some((k, v)) = rest.split_once('=') else {
+                continue;
+            };
+            if k == "PATH" {
+                // The file prepends the stand-in's bin to the caller's PATH.
+                let path = std::env::var("PATH").unwrap_or_default();
+                out.push((
+                    k.to_string(),
+                    format!("{}/bin:{path}", self.state.display()),
+                ));
+                continue;
+            }
+            let v = v
+                .strip_prefix('\'')
+                .and_then(|v| v.strip_suffix('\''))
+                .unwrap_or(v);
+            let v = v.replace("'\\''", "'");
+            out.push((k.to_string(), v));
+        }
+        Ok(out)
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        // SIGTERM first so it stops cleanly; kill if it lingers.
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").arg("-TERM").arg(&pid).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Writes `STATE/release.toml`: the workspace's target, reached through

@@ -77,3 +77,33 @@ fn full_release_meets_the_dod_and_a_rerun_changes_nothing() {
     assert!(run.stdout.contains("skip VM manifest"), "{}", run.stdout);
     assert_eq!(st.fx.read(MANIFEST), manifest);
 }
+
+#[test]
+fn rehearse_passes_and_leaves_the_working_tree_untouched() {
+    let fx = common::Fixture::new();
+    let before = fx.snapshot();
+    let run = fx.run(&["rehearse"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    for stage in [
+        "ok .* release 2.0.0.5",
+        "ok .* release 2.0.0.6",
+        "ok .* rerun of release 2.0.0.6",
+        "ok .* rollback 2.0.0.6 -> 2.0.0.5",
+        "ok .* verify --deep of the restored 2.0.0.5",
+    ] {
+        let (head, tail) = stage.split_once(" .* ").unwrap();
+        assert!(
+            run.stdout
+                .lines()
+                .any(|l| l.trim_start().starts_with(head) && l.contains(tail)),
+            "missing `{stage}` in:\n{}",
+            run.stdout
+        );
+    }
+    assert!(run.stdout.contains("rehearsal passed"), "{}", run.stdout);
+    assert_eq!(
+        before,
+        fx.snapshot(),
+        "rehearse must not touch the workspace"
+    );
+}

@@ -1,0 +1,227 @@
+//! `cargo xtask rehearse`: the whole release, end to end, against the
+//! local stand-in of production, on a machine with no credentials.
+//!
+//! It starts the stand-in, copies the workspace's release files to a
+//! temporary root, makes realistic artifacts, and runs bump, release,
+//! a second release, rollback and verify with the real `gh` and the az
+//! stand-in. The user's working tree is never touched; exit 0 only if every
+//! Definition of Done held.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context, Result};
+use xshell::Shell;
+
+use crate::{
+    artifact,
+    az::Az,
+    changes,
+    cli::{Bump, Rehearse, Release, Rollback},
+    config::{Workspace, INBOX},
+    publish, report,
+    sandbox::{self, StandIn},
+    verify,
+    version::{self, Version},
+};
+
+impl Rehearse {
+    pub fn run(self, sh: &Shell, ws: &Workspace, config_path: &Path) -> Result<bool> {
+        if which("gh").is_none() {
+            bail!("rehearse drives the real gh CLI, which is not installed; install it (`apt-get install gh`) and run again");
+        }
+        let total = Instant::now();
+        let scratch = TempDir::new()?;
+        let root = scratch.0.join("workspace");
+        let state = scratch.0.join("stand-in");
+        copy_release_files(ws, &root)?;
+
+        println!("== starting the stand-in of production");
+        let stand_in = StandIn::start(sh, &state, 0)?;
+        let stand_in_config = sandbox::write_config(config_path, &stand_in.state)?;
+        // gh and az find the stand-in through the environment; set it on
+        // the one Shell so that every command below inherits it.
+        for (k, v) in stand_in.env()? {
+            sh.set_var(k, v);
+        }
+        let tws = Workspace::load(Some(&root), Some(&stand_in_config))?;
+        seed_vm(sh, &tws)?;
+
+        let current =
+            version::parse_version_file(&changes::read_text(&root, &tws.config.version_file)?)
+                .map_err(|why| {
+                    anyhow::anyhow!("VERSION is unreadable ({why}); run `cargo xtask bump X.Y.Z.W`")
+                })?;
+        let first = next(current);
+        let second = next(first);
+        let mut stages: Vec<(String, bool, Duration)> = Vec::new();
+        let mut stage = |name: String, f: &mut dyn FnMut() -> Result<bool>| -> bool {
+            println!("\n== {name}");
+            let started = Instant::now();
+            let ok = match f() {
+                Ok(ok) => ok,
+                Err(err) => {
+                    println!("error: {err:#}");
+                    false
+                }
+            };
+            stages.push((name, ok, started.elapsed()));
+            ok
+        };
+
+        let inbox = root.join(INBOX);
+        let mut ok = true;
+        for (n, v) in [(1u64, first), (2, second)] {
+            ok = ok
+                && stage(
+                    format!("release {v} (bump, samples, preflight, publish, verify)"),
+                    &mut || {
+                        Bump {
+                            version: v.to_string(),
+                            dry_run: false,
+                            allow_downgrade: false,
+                        }
+                        .run(sh, &tws)?;
+                        artifact::write_sample_dmg(&inbox.join("Nexy.dmg"), 6 << 20, n)?;
+                        artifact::write_sample_pkg(&inbox.join("Nexy.pkg"), 3 << 20, n + 100)?;
+                        Release {
+                            channel: "stable".into(),
+                            dry_run: false,
+                        }
+                        .run(sh, &tws)
+                    },
+                );
+        }
+        ok = ok
+            && stage(
+                format!("rerun of release {second} (must change nothing)"),
+                &mut || {
+                    Release {
+                        channel: "stable".into(),
+                        dry_run: false,
+                    }
+                    .run(sh, &tws)
+                },
+            );
+        ok = ok
+            && stage(format!("rollback {second} -> {first}"), &mut || {
+                Rollback {
+                    channel: "stable".into(),
+                    to: Some(first.to_string()),
+                    dry_run: false,
+                }
+                .run(sh, &tws)
+            });
+        ok = ok
+            && stage(
+                format!("verify --deep of the restored {first}"),
+                &mut || {
+                    let results = verify::dod(sh, &tws, "stable", true, Duration::from_secs(30))?;
+                    print!("{}", report::render("verify (DoD)", &results));
+                    let archived = publish::archived_versions(&root);
+                    println!(
+                        "archives kept: {}",
+                        archived
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                    Ok(report::all_pass(&results))
+                },
+            );
+
+        println!("\n== rehearsal summary");
+        for (name, passed, took) in &stages {
+            println!(
+                "  {:<4}  {:>6.1}s  {name}",
+                if *passed { "ok" } else { "FAIL" },
+                took.as_secs_f64()
+            );
+        }
+        println!(
+            "rehearsal {} in {:.1}s; your working tree was not touched",
+            if ok { "passed" } else { "FAILED" },
+            total.elapsed().as_secs_f64()
+        );
+        drop(stand_in);
+        Ok(ok)
+    }
+}
+
+/// The next version: the last number plus one.
+fn next(v: Version) -> Version {
+    let [a, b, c, d] = v.0;
+    Version([a, b, c, d.saturating_add(1)])
+}
+
+/// Copies the config's release files (VERSION, manifests, linked files,
+/// the guide) into `root`, so the rehearsal edits copies only.
+fn copy_release_files(ws: &Workspace, root: &Path) -> Result<()> {
+    let cfg = &ws.config;
+    let mut files: Vec<&str> = vec![&cfg.version_file, &cfg.guide];
+    files.extend(cfg.channels.values().map(|c| c.manifest.as_str()));
+    files.extend(cfg.version_files.iter().map(|f| f.path.as_str()));
+    for rel in files {
+        let from = ws.root.join(rel);
+        if !from.is_file() {
+            continue;
+        }
+        let to = root.join(rel);
+        fs::create_dir_all(to.parent().context("a file has a parent")?)?;
+        fs::copy(&from, &to).with_context(|| format!("cannot copy {rel}"))?;
+    }
+    fs::create_dir_all(root.join(INBOX))?;
+    Ok(())
+}
+
+/// Makes the stand-in VM serve the workspace's current release, as
+/// production does before a release.
+fn seed_vm(sh: &Shell, ws: &Workspace) -> Result<()> {
+    let cfg = &ws.config;
+    let stable = ws.channel("stable")?;
+    let manifest = changes::read_text(&ws.root, &stable.manifest)?;
+    let version = changes::read_text(&ws.root, &cfg.version_file)?
+        .trim()
+        .to_string();
+    let script =
+        publish::sync_vm_script(&cfg.azure.remote_base, "manifest.json", &version, &manifest);
+    let out = Az::new(sh, &cfg.azure.resource_group, &cfg.azure.vm_name).run_script(&script)?;
+    if out.marker("sync").is_none_or(|m| !m.starts_with("ok:")) {
+        bail!("seeding the stand-in VM failed: {}", out.stderr);
+    }
+    Ok(())
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(program))
+            .find(|p| p.is_file())
+    })
+}
+
+/// A scratch directory removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Result<TempDir> {
+        let base = std::env::temp_dir();
+        for i in 0..100 {
+            let dir = base.join(format!("nexy-rehearse-{}-{i}", std::process::id()));
+            if fs::create_dir(&dir).is_ok() {
+                return Ok(TempDir(dir));
+            }
+        }
+        bail!("cannot create a scratch directory in {}", base.display())
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
