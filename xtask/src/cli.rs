@@ -55,6 +55,27 @@ pub enum Command {
     Sandbox(SandboxCmd),
     /// The whole release against the stand-in: bump, release twice, rollback, verify.
     Rehearse(Rehearse),
+    /// Benchmarks: hashing, the release against the stand-in, availability, check.
+    Bench(Bench),
+}
+
+#[derive(Debug, Args)]
+pub struct Bench {
+    /// Size of the hashing benchmark's file, in MiB.
+    #[arg(long, default_value_t = 1024)]
+    pub hash_mib: u64,
+    /// Size of the second file for the peak-memory comparison, in MiB.
+    #[arg(long, default_value_t = 4096)]
+    pub big_mib: u64,
+    /// Size of the DMG of the release benchmark, in MB.
+    #[arg(long, default_value_t = 270)]
+    pub dmg_mb: u64,
+    /// Size of the PKG of the release benchmark, in MB.
+    #[arg(long, default_value_t = 100)]
+    pub pkg_mb: u64,
+    /// Where to put the large scratch files (default: the system temp dir).
+    #[arg(long, value_name = "DIR")]
+    pub scratch: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@
 
 mod artifact;
 mod az;
+mod bench;
 mod bump;
 mod changes;
 mod check;
@@ -102,6 +103,11 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         Command::Release(task) => return Ok(verdict(task.run(&sh, &load()?)?)),
         Command::Rollback(task) => return Ok(verdict(task.run(&sh, &load()?)?)),
         Command::Samples(task) => task.run()?,
+        Command::Bench(task) => {
+            let ws = load()?;
+            let config = cli.global.config.clone().unwrap_or_else(|| ws.root.join("release.toml"));
+            task.run(&sh, &ws, &config)?;
+        }
         Command::Rehearse(task) => {
             let ws = load()?;
             let config = cli
