@@ -34,7 +34,13 @@ fn served_version(app: &App) -> (String, String) {
 }
 
 fn read_manifest(app: &App) -> std::result::Result<(Value, Vec<u8>), String> {
-    let p = vm::manifest_path(&app.dir);
+    read_manifest_file(app, "manifest.json")
+}
+
+/// A manifest of the VM's manifests directory: `manifest.json` (stable) or
+/// `manifest_beta.json` (the beta channel).
+fn read_manifest_file(app: &App, name: &str) -> std::result::Result<(Value, Vec<u8>), String> {
+    let p = vm::manifest_path(&app.dir).with_file_name(name);
     let bytes = std::fs::read(&p).map_err(|e| format!("manifest not readable: {e}"))?;
     let v = serde_json::from_slice(&bytes).map_err(|e| format!("manifest is not JSON: {e}"))?;
     Ok((v, bytes))
@@ -101,6 +107,15 @@ pub fn handle(app: &App, path: &str) -> Result<Option<Response>> {
             Err(e) => cached(Response::json(404, &json!({"error": e})), CACHE),
         },
         "/updates/appcast.xml" => match read_manifest(app) {
+            Ok((m, _)) => appcast(&m),
+            Err(e) => cached(Response::json(500, &json!({"error": e})), CACHE_APPCAST),
+        },
+        // The beta channel, served from manifest_beta.json.
+        "/updates/manifest_beta.json" => match read_manifest_file(app, "manifest_beta.json") {
+            Ok((_, bytes)) => cached(Response::new(200, "application/json", bytes), CACHE),
+            Err(e) => cached(Response::json(404, &json!({"error": e})), CACHE),
+        },
+        "/updates/appcast-beta.xml" => match read_manifest_file(app, "manifest_beta.json") {
             Ok((m, _)) => appcast(&m),
             Err(e) => cached(Response::json(500, &json!({"error": e})), CACHE_APPCAST),
         },

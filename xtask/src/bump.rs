@@ -36,7 +36,7 @@ impl Bump {
             .map_err(|e| UsageError(format!("{e}")))?;
         let plan = plan(&ws.root, ws, target)?;
         for note in &plan.notes {
-            println!("{note}");
+            crate::say!("{note}");
         }
         let reference = match &plan.current {
             Current::Good(v) => Some(*v),
@@ -50,12 +50,12 @@ impl Bump {
             }
         }
         if plan.changes.is_empty() {
-            println!("nothing to change: every linked file already says {target}");
+            crate::say!("nothing to change: every linked file already says {target}");
             return Ok(());
         }
         if self.dry_run {
-            print!("{}", changes::unified_diff(&plan.changes));
-            println!(
+            crate::output::say_raw(&changes::unified_diff(&plan.changes));
+            crate::say!(
                 "dry run: {} file(s) would change; nothing was written",
                 plan.changes.len()
             );
@@ -63,14 +63,14 @@ impl Bump {
         }
         changes::apply(&plan.changes)?;
         match reference {
-            Some(from) if from != target => println!(
+            Some(from) if from != target => crate::say!(
                 "bumped {from} -> {target} ({})",
                 version::describe_move(from, target)
             ),
-            _ => println!("synced every linked file to {target}"),
+            _ => crate::say!("synced every linked file to {target}"),
         }
         for change in &plan.changes {
-            println!("  changed {}", change.rel);
+            crate::say!("  changed {}", change.rel);
         }
         Ok(())
     }

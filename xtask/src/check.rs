@@ -8,12 +8,14 @@
 use std::{collections::BTreeMap, fs, path::Path};
 
 use anyhow::Result;
+use serde_json::json;
 use xshell::{cmd, Shell};
 
 use crate::{
     changes,
     config::{AllowEntry, Config, Workspace},
     linked, manifest,
+    report::CheckResult,
     secrets::{self, Finding},
     version,
 };
@@ -46,8 +48,49 @@ impl Report {
 /// Runs every check and prints the report; `Ok(false)` means problems.
 pub fn run(sh: &Shell, ws: &Workspace) -> Result<bool> {
     let report = collect(sh, ws);
-    print!("{}", render(&report, ws));
+    crate::output::say_raw(&render(&report, ws));
+    crate::output::emit(&crate::output::checks_doc("check", &as_checks(&report)));
     Ok(report.count() == 0)
+}
+
+/// The report as check results, for the JSON document: one failing check
+/// per drift row, problem and secret, or one passing check when clean.
+fn as_checks(report: &Report) -> Vec<CheckResult> {
+    let mut out = Vec::new();
+    for d in &report.drift {
+        out.push(
+            CheckResult::fail(
+                "version-drift",
+                format!("{} says {}, VERSION says {}", d.at, d.found, d.expected),
+                format!("cargo xtask bump {}", d.expected),
+            )
+            .with(json!({"file": d.at, "expected": d.expected, "found": d.found})),
+        );
+    }
+    for (section, problem) in &report.problems {
+        let id = match *section {
+            "version" => "version-file",
+            "linked files" => "linked-files",
+            "manifest" => "manifest",
+            "guide" => "guide",
+            _ => "secrets",
+        };
+        out.push(CheckResult::fail(id, problem.clone(), "see the message"));
+    }
+    for f in &report.secrets {
+        out.push(
+            CheckResult::fail(
+                "secret",
+                format!("{}:{} {} {}", f.path, f.line, f.rule, f.masked),
+                "remove it from the tracked file, rotate it, or allowlist it in release.toml",
+            )
+            .with(json!({"path": f.path, "line": f.line, "rule": f.rule})),
+        );
+    }
+    if out.is_empty() {
+        out.push(CheckResult::pass("check", "clean").with(json!({"tracked_files": report.scanned})));
+    }
+    out
 }
 
 /// The number of problems `check` would report, and its full text, for
@@ -123,13 +166,10 @@ fn collect(sh: &Shell, ws: &Workspace) -> Report {
     report
 }
 
-/// Manifest problems; its version and build go to the drift table like
-/// every other linked value.
+/// Manifest problems of every channel; the stable manifest's version and
+/// build go to the drift table like every other linked value.
 fn check_manifests(root: &Path, config: &Config, expected: Option<&str>, report: &mut Report) {
     for (name, channel) in &config.channels {
-        if name != "stable" {
-            continue;
-        }
         let rel = &channel.manifest;
         let map = match changes::read_text(root, rel).and_then(|t| manifest::parse(rel, &t)) {
             Ok(map) => map,
@@ -138,6 +178,8 @@ fn check_manifests(root: &Path, config: &Config, expected: Option<&str>, report:
                 continue;
             }
         };
+        // Only stable follows VERSION; beta runs its own versions.
+        let expected = if name == "stable" { expected } else { None };
         for key in ["version", "build"] {
             match (map.get(key).and_then(serde_json::Value::as_str), expected) {
                 (Some(found), Some(want)) if found != want => report.drift.push(Drift {

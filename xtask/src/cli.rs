@@ -27,6 +27,10 @@ pub struct Global {
     /// Workspace root (default: the nearest directory holding release.toml).
     #[arg(long, global = true, value_name = "DIR")]
     pub root: Option<PathBuf>,
+    /// One JSON document on stdout (check, preflight, verify, release, rehearse);
+    /// human lines go to stderr.
+    #[arg(long, global = true)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -57,6 +61,35 @@ pub enum Command {
     Rehearse(Rehearse),
     /// Benchmarks: hashing, the release against the stand-in, availability, check.
     Bench(Bench),
+    /// Create an Ed25519 signing key pair (Sparkle's format).
+    Keygen(Keygen),
+    /// Copy the exact bytes tested on one channel to another (beta -> stable).
+    Promote(Promote),
+}
+
+#[derive(Debug, Args)]
+pub struct Promote {
+    #[arg(long, default_value = "beta")]
+    pub from: String,
+    #[arg(long, default_value = "stable")]
+    pub to: String,
+    /// Print what would be copied; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct Keygen {
+    /// Where to write the private key (mode 0600, outside the repository;
+    /// default ~/.config/nexy/sparkle_ed25519.key).
+    #[arg(long, value_name = "FILE", conflicts_with = "print")]
+    pub out: Option<PathBuf>,
+    /// Print the private key once (for a secret store) instead of writing it.
+    #[arg(long)]
+    pub print: bool,
+    /// Replace an existing private key file.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

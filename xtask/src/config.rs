@@ -39,6 +39,23 @@ pub struct Config {
     pub check: CheckConfig,
     #[serde(default)]
     pub verify: VerifyConfig,
+    /// Ed25519 signing of the DMG (Sparkle's `sparkle:edSignature`).
+    #[serde(default)]
+    pub signing: Option<SigningConfig>,
+    /// When true, `publish --channel stable` is refused: stable only gets
+    /// the exact bytes tested on beta, through `promote`.
+    #[serde(default)]
+    pub stable_requires_promote: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningConfig {
+    /// The base64 public key, as in the app's `SUPublicEDKey`.
+    pub public_key: String,
+    /// A private key file outside the repository (or `NEXY_ED25519_KEY`).
+    #[serde(default)]
+    pub private_key_file: Option<PathBuf>,
 }
 
 /// How long `verify` rides out the feed's caches (max-age 30-60 s) before

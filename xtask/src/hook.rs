@@ -43,7 +43,7 @@ impl InstallHook {
         let shown = path.display();
         match fs::read_to_string(&path) {
             Ok(existing) if existing == want => {
-                println!("pre-push hook already installed at {shown}");
+                crate::say!("pre-push hook already installed at {shown}");
                 return Ok(());
             }
             Ok(existing) if !existing.contains(MARKER) && !self.force => bail!(
@@ -64,7 +64,7 @@ impl InstallHook {
         }])?;
         fs::set_permissions(&path, fs::Permissions::from_mode(0o755))
             .with_context(|| format!("cannot make {shown} executable"))?;
-        println!("installed pre-push hook at {shown}");
+        crate::say!("installed pre-push hook at {shown}");
         Ok(())
     }
 }

@@ -69,6 +69,21 @@ pub fn download_digest(agent: &ureq::Agent, url: &str) -> Result<FileDigest> {
         .with_context(|| format!("GET {url}: the download broke off"))
 }
 
+/// Downloads `url` into memory (for a signature check; at most 2 GiB).
+pub fn download_bytes(agent: &ureq::Agent, url: &str) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let resp = agent
+        .get(url)
+        .call()
+        .map_err(|e| anyhow::anyhow!("GET {url} failed: {}", short(&e)))?;
+    let mut bytes = Vec::new();
+    resp.into_reader()
+        .take(2 << 30)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("GET {url}: the download broke off"))?;
+    Ok(bytes)
+}
+
 /// ureq's errors carry the whole response; one line is enough here.
 fn short(err: &ureq::Error) -> String {
     match err {

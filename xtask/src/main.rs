@@ -19,7 +19,9 @@ mod hook;
 mod http;
 mod linked;
 mod manifest;
+mod output;
 mod preflight;
+mod promote;
 mod proc;
 mod publish;
 mod rehearse;
@@ -28,6 +30,7 @@ mod report;
 mod rollback;
 mod sandbox;
 mod secrets;
+mod signing;
 mod template;
 mod verify;
 mod version;
@@ -77,6 +80,18 @@ fn verdict(passed: bool) -> ExitCode {
 
 fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     let sh = Shell::new()?;
+    if cli.global.json {
+        if !matches!(
+            cli.command,
+            Command::Check | Command::Preflight(_) | Command::Verify(_) | Command::Release(_) | Command::Rehearse(_)
+        ) {
+            return Err(UsageError(
+                "--json is supported by check, preflight, verify, release and rehearse".to_string(),
+            )
+            .into());
+        }
+        output::set_json(true);
+    }
     // Loaded per command, so that `samples` works outside a workspace.
     let load = || {
         Workspace::load(cli.global.root.as_deref(), cli.global.config.as_deref())
@@ -107,6 +122,12 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
             let ws = load()?;
             let config = cli.global.config.clone().unwrap_or_else(|| ws.root.join("release.toml"));
             task.run(&sh, &ws, &config)?;
+        }
+        Command::Promote(task) => return Ok(verdict(task.run(&sh, &load()?)?)),
+        Command::Keygen(task) => {
+            let ws = load()?;
+            let config = cli.global.config.clone().unwrap_or_else(|| ws.root.join("release.toml"));
+            task.run(&ws, &config)?;
         }
         Command::Rehearse(task) => {
             let ws = load()?;

@@ -26,7 +26,8 @@ pub const MAX_ASSETS_PER_RELEASE: usize = 1000;
 impl Preflight {
     pub fn run(self, sh: &Shell, ws: &Workspace) -> Result<bool> {
         let results = checks(sh, ws, &self.channel)?;
-        print!("{}", report::render("preflight", &results));
+        crate::output::say_raw(&report::render("preflight", &results));
+        crate::output::emit(&crate::output::checks_doc("preflight", &results));
         Ok(report::all_pass(&results))
     }
 }

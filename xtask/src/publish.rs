@@ -117,6 +117,11 @@ pub struct VmState {
 
 impl Publish {
     pub fn run(self, sh: &Shell, ws: &Workspace) -> Result<()> {
+        if self.channel == "stable" && ws.config.stable_requires_promote {
+            bail!(
+                "stable_requires_promote is set: stable only gets bytes tested on beta; run `cargo xtask publish --channel beta`, test, then `cargo xtask promote --from beta --to stable`"
+            );
+        }
         let mut job = Job::new(sh, ws, &self.channel)?;
         let inbox = ws.root.join(ws.inbox_dir(&self.channel));
         let locals = job.locals(&inbox)?;
@@ -237,6 +242,24 @@ impl<'a> Job<'a> {
         art.insert("url".into(), Value::String(self.channel.dmg_url.clone()));
         art.insert("size".into(), Value::Number(dmg.digest.size.into()));
         art.insert("sha256".into(), Value::String(dmg.digest.sha256.clone()));
+        match &self.ws.config.signing {
+            Some(signing) => {
+                let key = crate::signing::load_private_key(signing.private_key_file.as_deref())?;
+                let configured = crate::signing::parse_public_key(&signing.public_key)?;
+                if key.public() != configured {
+                    bail!("the Ed25519 private key does not match [signing] public_key; use the key made with that public key, or run `cargo xtask keygen` and ship the new public key in the app first");
+                }
+                let signature = crate::signing::sign_file(&key, &dmg.path)?;
+                art.insert("ed25519".into(), Value::String(signature));
+            }
+            None => {
+                // A signature of other bytes would make clients refuse the
+                // update; without a key, the field is emptied.
+                if art.get("ed25519").and_then(Value::as_str).is_some_and(|s| !s.is_empty()) {
+                    art.insert("ed25519".into(), Value::String(String::new()));
+                }
+            }
+        }
         map.insert(
             "notes_url".into(),
             Value::String(self.channel.dmg_url.clone()),
@@ -449,7 +472,8 @@ impl<'a> Job<'a> {
                 .map(str::to_string)
                 .context("the new manifest has no version")?;
             let in_sync = live.vm.manifest.as_deref() == Some(change.new.as_str())
-                && live.vm.server_version.as_deref() == Some(version.as_str());
+                && (self.channel_name != "stable"
+                    || live.vm.server_version.as_deref() == Some(version.as_str()));
             if in_sync {
                 steps.push(Step::Skip {
                     what: "VM manifest".into(),
@@ -480,8 +504,8 @@ impl<'a> Job<'a> {
         let live = self.live(locals)?;
         let steps = self.plan(locals, manifest.as_ref(), &live)?;
         if dry_run {
-            print!("{}", self.render_plan(&steps));
-            println!("dry run: nothing was uploaded, renamed, deleted or written");
+            crate::output::say_raw(&self.render_plan(&steps));
+            crate::say!("dry run: nothing was uploaded, renamed, deleted or written");
             return Ok(());
         }
         let _lock = Lock::take(&self.ws.root.join(INBOX).join(".release.lock"))?;
@@ -494,14 +518,14 @@ impl<'a> Job<'a> {
                 swapped_at = Some(Instant::now());
             }
             if let (Step::SyncVm { .. }, Some(at)) = (step, swapped_at) {
-                println!(
+                crate::say!(
                     "  DMG swap to VM manifest sync: {:.2}s (clients could see the new DMG with the old checksum and would refuse it)",
                     at.elapsed().as_secs_f64()
                 );
             }
             journal.record("done", step)?;
         }
-        println!(
+        crate::say!(
             "publish: {} step(s) done",
             steps
                 .iter()
@@ -514,14 +538,14 @@ impl<'a> Job<'a> {
     fn apply(&self, step: &Step) -> Result<()> {
         let gh = self.gh();
         match step {
-            Step::Skip { what, why } => println!("  skip {what}: {why}"),
+            Step::Skip { what, why } => crate::say!("  skip {what}: {why}"),
             Step::Archive {
                 version,
                 dir,
                 assets,
                 manifest,
             } => {
-                println!("  archive live {version} -> {}", dir.display());
+                crate::say!("  archive live {version} -> {}", dir.display());
                 fs::create_dir_all(dir)
                     .with_context(|| format!("cannot create {}", dir.display()))?;
                 for (tag, name) in assets {
@@ -536,14 +560,14 @@ impl<'a> Job<'a> {
                     .with_context(|| format!("cannot mark {} complete", dir.display()))?;
             }
             Step::RemoveLeftover { tag, asset } => {
-                println!(
+                crate::say!(
                     "  remove leftover {} (state {}) from {tag}",
                     asset.name, asset.state
                 );
                 gh.delete(asset.id)?;
             }
             Step::Restore { tag, asset, name } => {
-                println!(
+                crate::say!(
                     "  restore {} as {name} in {tag} (an earlier swap was interrupted)",
                     asset.name
                 );
@@ -551,7 +575,7 @@ impl<'a> Job<'a> {
             }
             Step::Upload { local } => {
                 let temp = local.temp_name();
-                println!(
+                crate::say!(
                     "  upload {} ({} bytes) to {} as {temp}",
                     local.name(),
                     local.digest.size,
@@ -581,16 +605,17 @@ impl<'a> Job<'a> {
             }
             Step::Swap { local } => self.swap(local)?,
             Step::WriteManifest { change } => {
-                println!("  write {}", change.rel);
+                crate::say!("  write {}", change.rel);
                 changes::apply(std::slice::from_ref(change))?;
             }
             Step::SyncVm { version, manifest } => {
-                println!("  sync the VM's manifest and SERVER_VERSION to {version}, restart voice-assistant");
+                crate::say!("  sync the VM's manifest and SERVER_VERSION to {version}, restart voice-assistant");
                 let script = sync_vm_script(
                     &self.ws.config.azure.remote_base,
                     &self.manifest_file(),
                     version,
                     manifest,
+                    self.channel_name == "stable",
                 );
                 let out = self.az().run_script(&script)?;
                 let want = format!("ok:{}", hash::bytes_sha256(manifest.as_bytes()));
@@ -647,7 +672,7 @@ impl<'a> Job<'a> {
         if let Some(id) = prev {
             gh.delete(id)?;
         }
-        println!(
+        crate::say!(
             "  swapped {} in {} (fixed URL missing for {:.0} ms)",
             local.name(),
             local.tag,
@@ -712,7 +737,7 @@ impl<'a> Job<'a> {
                     hash::bytes_sha256(manifest.as_bytes()),
                     cfg.azure.resource_group,
                     cfg.azure.vm_name,
-                    sync_vm_script(&cfg.azure.remote_base, &self.manifest_file(), version, manifest).len()
+                    sync_vm_script(&cfg.azure.remote_base, &self.manifest_file(), version, manifest, self.channel_name == "stable").len()
                 ),
             };
             out.push_str("  ");
@@ -769,11 +794,32 @@ pub fn read_vm_script(base: &str, manifest_file: &str) -> String {
 /// The script that installs a manifest on the VM. The manifest travels
 /// base64-encoded inside single quotes, so no byte of it is interpreted by
 /// a shell; the version has been validated as four numbers.
-pub fn sync_vm_script(base: &str, manifest_file: &str, version: &str, manifest: &str) -> String {
+pub fn sync_vm_script(
+    base: &str,
+    manifest_file: &str,
+    version: &str,
+    manifest: &str,
+    server_version: bool,
+) -> String {
     let b64 = base64_encode(manifest.as_bytes());
     let sum = hash::bytes_sha256(manifest.as_bytes());
     let stem = manifest_file.strip_suffix(".json").unwrap_or(manifest_file);
     let base_q = proc::sh_quote(base);
+    // Only the stable channel moves the server's own version; a beta
+    // manifest is served beside it.
+    let server_part = if server_version {
+        format!(
+            "cfg=\"$base/config.env\"\n\
+             touch \"$cfg\"\n\
+             for kv in SERVER_VERSION={version} SERVER_BUILD={version}; do\n\
+               k=${{kv%%=*}}\n\
+               if grep -q \"^$k=\" \"$cfg\"; then sed -i \"s/^$k=.*/$kv/\" \"$cfg\"; else echo \"$kv\" >> \"$cfg\"; fi\n\
+             done\n\
+             echo {version} > \"$base/VERSION\"\n"
+        )
+    } else {
+        String::new()
+    };
     format!(
         "set -eu\n\
          base={base_q}\n\
@@ -789,13 +835,7 @@ pub fn sync_vm_script(base: &str, manifest_file: &str, version: &str, manifest: 
          cp \"$tmp\" \"$dir/{stem}_{version}.json\"\n\
          chmod 644 \"$tmp\"\n\
          mv -f \"$tmp\" \"$dir/{manifest_file}\"\n\
-         cfg=\"$base/config.env\"\n\
-         touch \"$cfg\"\n\
-         for kv in SERVER_VERSION={version} SERVER_BUILD={version}; do\n\
-           k=${{kv%%=*}}\n\
-           if grep -q \"^$k=\" \"$cfg\"; then sed -i \"s/^$k=.*/$kv/\" \"$cfg\"; else echo \"$kv\" >> \"$cfg\"; fi\n\
-         done\n\
-         echo {version} > \"$base/VERSION\"\n\
+         {server_part}\
          systemctl restart voice-assistant\n\
          echo \"NEXY_MARK:sync:ok:$(sha256sum \"$dir/{manifest_file}\" | cut -d' ' -f1)\"\n"
     )
@@ -973,7 +1013,7 @@ mod tests {
         )
         .unwrap();
         let manifest = "{\n  \"version\": \"2.0.0.5\",\n  \"x\": \"'$(rm -rf /)`\\\"\"\n}\n";
-        let script = sync_vm_script(base, "manifest.json", "2.0.0.5", manifest);
+        let script = sync_vm_script(base, "manifest.json", "2.0.0.5", manifest, true);
         let out = std::process::Command::new("bash")
             .arg("-c")
             .arg(&script)

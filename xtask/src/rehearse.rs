@@ -39,7 +39,7 @@ impl Rehearse {
         let state = scratch.0.join("stand-in");
         copy_release_files(ws, &root)?;
 
-        println!("== starting the stand-in of production");
+        crate::say!("== starting the stand-in of production");
         let stand_in = StandIn::start(sh, &state, 0)?;
         let stand_in_config = sandbox::write_config(config_path, &stand_in.state)?;
         // gh and az find the stand-in through the environment; set it on
@@ -59,12 +59,12 @@ impl Rehearse {
         let second = next(first);
         let mut stages: Vec<(String, bool, Duration)> = Vec::new();
         let mut stage = |name: String, f: &mut dyn FnMut() -> Result<bool>| -> bool {
-            println!("\n== {name}");
+            crate::say!("\n== {name}");
             let started = Instant::now();
             let ok = match f() {
                 Ok(ok) => ok,
                 Err(err) => {
-                    println!("error: {err:#}");
+                    crate::say!("error: {err:#}");
                     false
                 }
             };
@@ -120,9 +120,9 @@ impl Rehearse {
                 format!("verify --deep of the restored {first}"),
                 &mut || {
                     let results = verify::dod(sh, &tws, "stable", true, Duration::from_secs(30))?;
-                    print!("{}", report::render("verify (DoD)", &results));
+                    crate::output::say_raw(&report::render("verify (DoD)", &results));
                     let archived = publish::archived_versions(&root);
-                    println!(
+                    crate::say!(
                         "archives kept: {}",
                         archived
                             .iter()
@@ -134,15 +134,25 @@ impl Rehearse {
                 },
             );
 
-        println!("\n== rehearsal summary");
+        let stages_json: Vec<serde_json::Value> = stages
+            .iter()
+            .map(|(name, passed, took)| serde_json::json!({"name": name, "ok": passed, "seconds": (took.as_secs_f64() * 1000.0).round() / 1000.0}))
+            .collect();
+        crate::output::emit(&serde_json::json!({
+            "schema": crate::output::SCHEMA,
+            "command": "rehearse",
+            "ok": ok,
+            "stages": stages_json,
+        }));
+        crate::say!("\n== rehearsal summary");
         for (name, passed, took) in &stages {
-            println!(
+            crate::say!(
                 "  {:<4}  {:>6.1}s  {name}",
                 if *passed { "ok" } else { "FAIL" },
                 took.as_secs_f64()
             );
         }
-        println!(
+        crate::say!(
             "rehearsal {} in {:.1}s; your working tree was not touched",
             if ok { "passed" } else { "FAILED" },
             total.elapsed().as_secs_f64()
@@ -188,7 +198,7 @@ fn seed_vm(sh: &Shell, ws: &Workspace) -> Result<()> {
         .trim()
         .to_string();
     let script =
-        publish::sync_vm_script(&cfg.azure.remote_base, "manifest.json", &version, &manifest);
+        publish::sync_vm_script(&cfg.azure.remote_base, "manifest.json", &version, &manifest, true);
     let out = Az::new(sh, &cfg.azure.resource_group, &cfg.azure.vm_name).run_script(&script)?;
     if out.marker("sync").is_none_or(|m| !m.starts_with("ok:")) {
         bail!("seeding the stand-in VM failed: {}", out.stderr);

@@ -5,72 +5,92 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use serde_json::{json, Value};
 use xshell::Shell;
 
 use crate::{
     cli::{Publish, Release},
     config::Workspace,
-    preflight, report, verify,
+    output::{self, check_json},
+    preflight,
+    report::{self, CheckResult},
+    say, verify,
 };
+
+/// The stages run so far, for the closing JSON document.
+#[derive(Default)]
+pub struct Stages(Vec<Value>);
+
+impl Stages {
+    pub fn push(&mut self, name: &str, ok: bool, started: Instant, checks: &[CheckResult], error: Option<String>) {
+        let seconds = started.elapsed().as_secs_f64();
+        say!("== {name} {} in {seconds:.1}s", if ok { "done" } else { "FAILED" });
+        self.0.push(json!({
+            "name": name,
+            "ok": ok,
+            "seconds": (seconds * 1000.0).round() / 1000.0,
+            "checks": checks.iter().map(check_json).collect::<Vec<_>>(),
+            "error": error,
+        }));
+    }
+
+    /// Prints the document (with `--json`) and returns the verdict.
+    pub fn finish(self, command: &str, ok: bool) -> bool {
+        output::emit(&json!({ "schema": output::SCHEMA, "command": command, "ok": ok, "stages": self.0 }));
+        ok
+    }
+}
 
 impl Release {
     pub fn run(self, sh: &Shell, ws: &Workspace) -> Result<bool> {
         let total = Instant::now();
-        let stage = |name: &str, started: Instant| {
-            println!("== {name} done in {:.1}s", started.elapsed().as_secs_f64())
-        };
+        let mut stages = Stages::default();
 
         let started = Instant::now();
-        println!("== stage 1/3: preflight");
+        say!("== stage 1/3: preflight");
         let results = preflight::checks(sh, ws, &self.channel)?;
-        print!("{}", report::render("preflight", &results));
-        if !report::all_pass(&results) {
-            println!("release stopped at preflight: production is untouched. Fix the failures above and run `cargo xtask release` again.");
-            return Ok(false);
+        output::say_raw(&report::render("preflight", &results));
+        let ok = report::all_pass(&results);
+        stages.push("preflight", ok, started, &results, None);
+        if !ok {
+            say!("release stopped at preflight: production is untouched. Fix the failures above and run `cargo xtask release` again.");
+            return Ok(stages.finish("release", false));
         }
-        stage("preflight", started);
 
         let started = Instant::now();
-        println!(
-            "== stage 2/3: publish{}",
-            if self.dry_run { " (dry run)" } else { "" }
-        );
-        let publish = Publish {
-            channel: self.channel.clone(),
-            dry_run: self.dry_run,
-        };
+        say!("== stage 2/3: publish{}", if self.dry_run { " (dry run)" } else { "" });
+        let publish = Publish { channel: self.channel.clone(), dry_run: self.dry_run };
         if let Err(err) = publish.run(sh, ws) {
-            println!("release stopped during publish: {err:#}");
-            println!(
+            stages.push("publish", false, started, &[], Some(format!("{err:#}")));
+            say!("release stopped during publish: {err:#}");
+            say!(
                 "production state: each fixed URL serves either the old or the new asset (never a partial one); the VM manifest may still be the old one.\n\
                  resume with `cargo xtask publish` (it finishes what is left), or go back with `cargo xtask rollback`."
             );
+            stages.finish("release", false);
             return Err(err);
         }
-        stage("publish", started);
+        stages.push("publish", true, started, &[], None);
         if self.dry_run {
-            println!(
-                "release dry run: nothing was changed; total {:.1}s",
-                total.elapsed().as_secs_f64()
-            );
-            return Ok(true);
+            say!("release dry run: nothing was changed; total {:.1}s", total.elapsed().as_secs_f64());
+            return Ok(stages.finish("release", true));
         }
 
         let started = Instant::now();
-        println!("== stage 3/3: verify");
+        say!("== stage 3/3: verify");
         let timeout = Duration::from_secs(ws.config.verify.timeout_secs);
         let results = verify::dod(sh, ws, &self.channel, false, timeout)?;
-        print!("{}", report::render("verify (DoD)", &results));
-        stage("verify", started);
-        if report::all_pass(&results) {
-            println!("release done in {:.1}s", total.elapsed().as_secs_f64());
-            Ok(true)
+        output::say_raw(&report::render("verify (DoD)", &results));
+        let ok = report::all_pass(&results);
+        stages.push("verify", ok, started, &results, None);
+        if ok {
+            say!("release done in {:.1}s", total.elapsed().as_secs_f64());
         } else {
-            println!(
+            say!(
                 "release published but the DoD does not hold yet: the sources marked FAIL disagree.\n\
                  re-check with `cargo xtask verify`; if a source stays wrong, `cargo xtask publish` re-syncs, `cargo xtask rollback` goes back."
             );
-            Ok(false)
         }
+        Ok(stages.finish("release", ok))
     }
 }

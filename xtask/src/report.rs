@@ -32,6 +32,8 @@ pub struct CheckResult {
     pub message: String,
     /// The exact fix; empty when passing.
     pub fix: String,
+    /// Measured values for machines (sizes, versions, seconds).
+    pub figures: Option<serde_json::Value>,
 }
 
 impl CheckResult {
@@ -41,6 +43,7 @@ impl CheckResult {
             status: Status::Pass,
             message: message.into(),
             fix: String::new(),
+            figures: None,
         }
     }
 
@@ -50,6 +53,7 @@ impl CheckResult {
             status: Status::Fail,
             message: message.into(),
             fix: fix.into(),
+            figures: None,
         }
     }
 
@@ -59,7 +63,14 @@ impl CheckResult {
             status: Status::Skip,
             message: message.into(),
             fix: String::new(),
+            figures: None,
         }
+    }
+
+    /// Attaches measured values for the JSON document.
+    pub fn with(mut self, figures: serde_json::Value) -> Self {
+        self.figures = Some(figures);
+        self
     }
 
     /// A result from a fallible probe: its error becomes the failure text.

@@ -45,11 +45,19 @@ impl Rollback {
                 None => bail!("no archived version below the live {live} in {INBOX}/.archive/ (have: {}); pass --to VERSION", list(&archived)),
             },
         };
-        println!("rollback {live} -> {target}");
-        println!(
+        crate::say!("rollback {live} -> {target}");
+        crate::say!(
             "warning: this does not downgrade clients. Updaters install only newer versions, so clients already on {live} stay there;\n\
              \x20        this only stops new installs of {live}. Republishing old bytes under a higher version would make updated\n\
              \x20        clients loop. The remedy for them is to roll forward: fix, `cargo xtask bump <above {live}>`, `cargo xtask release`."
+        );
+        // The bytes' own version (CFBundleShortVersionString) sits inside a
+        // compressed UDIF image or a zlib-compressed xar; we cannot read it
+        // here, so we say so. What we do guarantee: the manifest written is
+        // the one archived with these very bytes, never a higher version.
+        crate::say!(
+            "note: the embedded version of the archived bytes (Info.plist / PackageInfo) cannot be read from a compressed DMG or PKG here;\n\
+             \x20     the archived manifest of {target}, written with these same bytes, is restored unchanged."
         );
         let dir = ws
             .root
@@ -81,8 +89,8 @@ impl Rollback {
             false,
             Duration::from_secs(ws.config.verify.timeout_secs),
         )?;
-        print!("{}", report::render("verify (DoD)", &results));
-        println!("rolled back to {target}; recorded in {INBOX}/.journal.jsonl");
+        crate::output::say_raw(&report::render("verify (DoD)", &results));
+        crate::say!("rolled back to {target}; recorded in {INBOX}/.journal.jsonl");
         Ok(report::all_pass(&results))
     }
 }

@@ -29,7 +29,7 @@ impl SandboxCmd {
             SandboxSub::Up { state, port } => up(sh, config, &state, port),
             SandboxSub::Config { state } => {
                 let out = write_config(config, &state)?;
-                println!("wrote {}", out.display());
+                crate::say!("wrote {}", out.display());
                 Ok(())
             }
         }
@@ -39,13 +39,13 @@ impl SandboxCmd {
 fn up(sh: &Shell, config: &Path, state: &Path, port: u16) -> Result<()> {
     let mut stand_in = StandIn::start(sh, state, port)?;
     let out = write_config(config, &stand_in.state)?;
-    println!("release target for the stand-in: {}", out.display());
-    println!(
+    crate::say!("release target for the stand-in: {}", out.display());
+    crate::say!(
         "use it with: . {}/env && cargo xtask release --config {}",
         stand_in.state.display(),
         out.display()
     );
-    println!("serving until interrupted (Ctrl-C)");
+    crate::say!("serving until interrupted (Ctrl-C)");
     let status = stand_in.child.wait().context("waiting for nexy-sandbox")?;
     if !status.success() {
         bail!("nexy-sandbox exited with {status}");

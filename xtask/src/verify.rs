@@ -32,7 +32,8 @@ impl Verify {
             Duration::from_secs,
         );
         let results = dod(sh, ws, &self.channel, self.deep, timeout)?;
-        print!("{}", report::render("verify (DoD)", &results));
+        crate::output::say_raw(&report::render("verify (DoD)", &results));
+        crate::output::emit(&crate::output::checks_doc("verify", &results));
         Ok(report::all_pass(&results))
     }
 }
@@ -43,6 +44,7 @@ struct Promise {
     build: String,
     size: u64,
     sha256: String,
+    ed25519: String,
 }
 
 fn promise(ws: &Workspace, channel: &Channel) -> Result<(Promise, Vec<String>)> {
@@ -58,6 +60,7 @@ fn promise(ws: &Workspace, channel: &Channel) -> Result<(Promise, Vec<String>)> 
             .and_then(Value::as_u64)
             .unwrap_or(0),
         sha256: s(art.and_then(|a| a.get("sha256"))),
+        ed25519: s(art.and_then(|a| a.get("ed25519"))),
     };
     Ok((promise, manifest::problems(&map, channel)))
 }
@@ -92,6 +95,8 @@ pub fn dod(
     let gh = Gh::new(sh, &ws.config.github.host, &ws.config.github.assets_repo);
     let agent = http::agent();
     let gh_cfg = &ws.config.github;
+    let stable = channel_name == "stable";
+    let inbox = ws.root.join(ws.inbox_dir(channel_name)).join("Nexy.dmg");
     let probes: Vec<Probe> = vec![
         Box::new(|| asset_check(&gh, &channel.dmg_tag, "Nexy.dmg", &p)),
         Box::new(|| url_check(&agent, &gh_cfg.fetch_url(&channel.dmg_url), &p, deep)),
@@ -104,15 +109,21 @@ pub fn dod(
             )
         }),
         Box::new(|| {
-            feed_check(
-                "updates-health",
-                feed::updates_health(&agent, base(ws)),
-                &p,
-                true,
-            )
+            if stable {
+                feed_check("updates-health", feed::updates_health(&agent, base(ws)), &p, true)
+            } else {
+                CheckResult::skip("updates-health", "reports the stable manifest; this channel is checked through its appcast")
+            }
         }),
-        Box::new(|| feed_check("health", feed::health(&agent, base(ws)), &p, false)),
+        Box::new(|| {
+            if stable {
+                feed_check("health", feed::health(&agent, base(ws)), &p, false)
+            } else {
+                CheckResult::skip("health", "reports the server's own (stable) version")
+            }
+        }),
         Box::new(|| appcast_check(&agent, ws, &channel, &p)),
+        Box::new(|| signature_check(ws, &agent, &gh_cfg.fetch_url(&channel.dmg_url), &inbox, &p, deep)),
     ];
     let mut latest: Vec<CheckResult> = probes.iter().map(|f| f()).collect();
     let mut rounds = 1;
@@ -337,6 +348,43 @@ fn appcast_check(
             "appcast",
             format!("{err:#}"),
             "check the update feed on the VM",
+        ),
+    }
+}
+
+/// The DMG's Ed25519 signature against the configured public key, over
+/// the bytes a client downloads (`--deep`) or the identical local file.
+fn signature_check(ws: &Workspace, agent: &ureq::Agent, url: &str, local: &std::path::Path, p: &Promise, deep: bool) -> CheckResult {
+    let Some(signing) = &ws.config.signing else {
+        return CheckResult::skip("signature", "no [signing] public_key configured");
+    };
+    let public = match crate::signing::parse_public_key(&signing.public_key) {
+        Ok(k) => k,
+        Err(err) => return CheckResult::fail("signature", format!("{err:#}"), "fix [signing] public_key in the config"),
+    };
+    if p.ed25519.is_empty() {
+        return CheckResult::fail("signature", "the manifest's artifact.ed25519 is empty", "run `cargo xtask publish` with the private key available");
+    }
+    let (bytes, source) = if deep {
+        match http::download_bytes(agent, url) {
+            Ok(b) => (b, "the public URL"),
+            Err(err) => return CheckResult::fail("signature", format!("{err:#}"), "check the fixed URL"),
+        }
+    } else {
+        match crate::hash::file_digest(local) {
+            Ok(d) if d.sha256 == p.sha256 => match std::fs::read(local) {
+                Ok(b) => (b, "the local DMG, identical to the live one"),
+                Err(err) => return CheckResult::fail("signature", format!("cannot read {}: {err}", local.display()), "run `cargo xtask verify --deep`"),
+            },
+            _ => return CheckResult::skip("signature", "the live DMG is not in the inbox; run `cargo xtask verify --deep` to check its signature"),
+        }
+    };
+    match crate::signing::verify_bytes(&public, &bytes, &p.ed25519) {
+        Ok(()) => CheckResult::pass("signature", format!("Ed25519 signature verifies over {source}")),
+        Err(err) => CheckResult::fail(
+            "signature",
+            format!("{err:#} ({source})"),
+            "the live DMG or its signature was changed: run `cargo xtask publish` from the tested artifact",
         ),
     }
 }

@@ -79,12 +79,25 @@ impl Stage {
         self.xtask(&all)
     }
 
+    /// Like `run`, with extra environment variables.
+    pub fn run_env(&self, args: &[&str], extra: &[(&str, &str)]) -> Run {
+        let mut all: Vec<&str> = args.to_vec();
+        let config = self.config.to_str().unwrap().to_string();
+        all.extend(["--config", &config]);
+        self.xtask_env(&all, extra)
+    }
+
     fn xtask(&self, args: &[&str]) -> Run {
+        self.xtask_env(args, &[])
+    }
+
+    fn xtask_env(&self, args: &[&str], extra: &[(&str, &str)]) -> Run {
         let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
             .args(args)
             .arg("--root")
             .arg(self.fx.root())
             .envs(self.env())
+            .envs(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())))
             .env("SOURCE_DATE_EPOCH", "1772765937")
             .current_dir(self.fx.root())
             .output()
@@ -125,7 +138,12 @@ impl Stage {
 
     /// Writes sample artifacts into the inbox; `seed` picks their bytes.
     pub fn samples(&self, seed: u64, dmg_size: u64) {
-        let inbox = self.fx.path("release_inbox");
+        self.samples_in("release_inbox", seed, dmg_size);
+    }
+
+    /// Writes sample artifacts into `rel` under the workspace.
+    pub fn samples_in(&self, rel: &str, seed: u64, dmg_size: u64) {
+        let inbox = self.fx.path(rel);
         let run = self.xtask(&[
             "samples",
             "--out",
