@@ -1,14 +1,489 @@
 //! `cargo xtask bench`: the numbers behind our speed and safety claims.
+//!
+//! Four sections, each printed as one table with its target and whether it
+//! was met, then a one-line summary:
+//!
+//! 1. hashing: our streaming sha256 against `openssl dgst` and `sha256sum`
+//!    on the same warm file, and each one's peak memory on two file sizes;
+//! 2. the release against the local stand-in, stage by stage, with the
+//!    `gh`/`az` processes it spawned and the bytes it uploaded, next to the
+//!    floor (one plain upload of the same bytes) and the naive
+//!    `gh release upload --clobber` flow;
+//! 3. availability of the fixed download URLs while each flow publishes;
+//! 4. `cargo xtask check` warm, and the xtask's cold build.
+//!
+//! These are benchmarks, not tests: a missed target is reported, not
+//! fatal. Progress goes to stderr while the sections run; the in-process
+//! release prints its own lines to stdout, so the tables come last.
 
-use std::path::Path;
+mod check;
+mod hashing;
+mod poll;
+mod release;
 
-use anyhow::{bail, Result};
-use xshell::Shell;
+use std::{
+    fmt::Write as _,
+    fs,
+    io::Read,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    sync::atomic::Ordering,
+    thread,
+    time::{Duration, Instant},
+};
 
-use crate::{cli::Bench, config::Workspace};
+use anyhow::{bail, Context, Result};
+use xshell::{cmd, Shell};
+
+use crate::{cli::Bench, config::Workspace, proc};
+
+/// Set in the environment of a child `xtask bench` to make it hash one
+/// file and exit, so that our hasher's peak memory is measured in a
+/// process of its own.
+const HASH_CHILD_ENV: &str = "NEXY_BENCH_HASH_FILE";
 
 impl Bench {
-    pub fn run(self, _sh: &Shell, _ws: &Workspace, _config: &Path) -> Result<()> {
-        bail!("the benchmarks are not written yet")
+    pub fn run(self, sh: &Shell, ws: &Workspace, config: &Path) -> Result<()> {
+        if let Some(file) = std::env::var_os(HASH_CHILD_ENV) {
+            return hashing::child(Path::new(&file));
+        }
+        let started = Instant::now();
+        let base = self.scratch.clone().unwrap_or_else(std::env::temp_dir);
+        let scratch = TempDir::new_in(&base)?;
+        eprintln!("bench: scratch files go to {}", scratch.path().display());
+
+        // The check section runs before the release section, whose
+        // stand-in environment (proxies, GH_HOST) it must not inherit.
+        eprintln!(
+            "bench: [1/4] hashing ({} MiB and {} MiB files)",
+            self.hash_mib, self.big_mib
+        );
+        let hashing = hashing::run(sh, ws, scratch.path(), self.hash_mib, self.big_mib)
+            .unwrap_or_else(|e| Section::failed("1. hashing", &e));
+        eprintln!("bench: [4/4] `cargo xtask check` warm, and the cold build");
+        let check = check::run(sh, ws, scratch.path())
+            .unwrap_or_else(|e| Section::failed("4. `cargo xtask check` and the build", &e));
+        eprintln!(
+            "bench: [2-3/4] the release against the stand-in ({} MB DMG, {} MB PKG) and availability",
+            self.dmg_mb, self.pkg_mb
+        );
+        let (release, availability) =
+            match release::run(sh, ws, config, scratch.path(), self.dmg_mb, self.pkg_mb) {
+                Ok(pair) => pair,
+                Err(e) => (
+                    Section::failed("2. the release against the stand-in", &e),
+                    Section::failed("3. availability during publish", &e),
+                ),
+            };
+        drop(scratch);
+
+        let sections = [hashing, release, availability, check];
+        println!("\n== benchmark results");
+        for section in &sections {
+            println!("\n{}", section.render());
+        }
+        println!("{}", summary(&sections, started.elapsed()));
+        Ok(())
+    }
+}
+
+/// Whether one target held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Met,
+    Missed,
+    /// The measurement could not be made (a tool is missing, no disk).
+    NotRun,
+}
+
+impl Verdict {
+    pub fn of(met: bool) -> Verdict {
+        if met {
+            Verdict::Met
+        } else {
+            Verdict::Missed
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Verdict::Met => "yes",
+            Verdict::Missed => "NO",
+            Verdict::NotRun => "n/a",
+        }
+    }
+}
+
+/// One section of the report: a table, notes under it, and its targets.
+pub struct Section {
+    pub title: String,
+    pub header: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+    pub notes: Vec<String>,
+    /// Each target by name, with its verdict (also shown in the table).
+    pub targets: Vec<(String, Verdict)>,
+}
+
+impl Section {
+    pub fn new(title: impl Into<String>, header: &[&str]) -> Section {
+        Section {
+            title: title.into(),
+            header: header.iter().map(|h| h.to_string()).collect(),
+            rows: Vec::new(),
+            notes: Vec::new(),
+            targets: Vec::new(),
+        }
+    }
+
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    pub fn note(&mut self, text: impl Into<String>) {
+        self.notes.push(text.into());
+    }
+
+    pub fn target(&mut self, name: impl Into<String>, verdict: Verdict) {
+        self.targets.push((name.into(), verdict));
+    }
+
+    /// A section that could not run at all, saying why.
+    pub fn failed(title: &str, err: &anyhow::Error) -> Section {
+        let mut s = Section::new(title, &["measure", "target", "met?"]);
+        s.row(vec![
+            "not measured (see the error below)".into(),
+            "-".into(),
+            Verdict::NotRun.label().into(),
+        ]);
+        s.note(format!("error: {err:#}"));
+        s.target(format!("{title}: every target"), Verdict::NotRun);
+        s
+    }
+
+    pub fn render(&self) -> String {
+        let columns = self.header.len();
+        let mut widths: Vec<usize> = self.header.iter().map(|h| h.chars().count()).collect();
+        for row in &self.rows {
+            for (i, cell) in row.iter().enumerate().take(columns) {
+                widths[i] = widths[i].max(cell.chars().count());
+            }
+        }
+        let line = |cells: &[String]| {
+            let mut out = String::from(" ");
+            for (i, width) in widths.iter().enumerate() {
+                let cell = cells.get(i).map_or("", String::as_str);
+                let pad = width.saturating_sub(cell.chars().count());
+                let _ = write!(out, " {cell}{}", " ".repeat(pad));
+                if i + 1 < columns {
+                    out.push(' ');
+                }
+            }
+            out.trim_end().to_string()
+        };
+        let mut out = format!("{}\n", self.title);
+        let _ = writeln!(out, "{}", line(&self.header));
+        for row in &self.rows {
+            let _ = writeln!(out, "{}", line(row));
+        }
+        for note in &self.notes {
+            let _ = writeln!(out, "  note: {note}");
+        }
+        out
+    }
+}
+
+/// The closing line: how many targets held, and which did not.
+fn summary(sections: &[Section], took: Duration) -> String {
+    let targets: Vec<&(String, Verdict)> = sections.iter().flat_map(|s| &s.targets).collect();
+    let met = targets.iter().filter(|(_, v)| *v == Verdict::Met).count();
+    let missed: Vec<&str> = targets
+        .iter()
+        .filter(|(_, v)| *v == Verdict::Missed)
+        .map(|(n, _)| n.as_str())
+        .collect();
+    let not_run: Vec<&str> = targets
+        .iter()
+        .filter(|(_, v)| *v == Verdict::NotRun)
+        .map(|(n, _)| n.as_str())
+        .collect();
+    let mut out = format!(
+        "\nsummary: {met} of {} targets met in {:.0}s",
+        targets.len(),
+        took.as_secs_f64()
+    );
+    if !missed.is_empty() {
+        let _ = write!(out, "; missed: {}", missed.join("; "));
+    }
+    if !not_run.is_empty() {
+        let _ = write!(out, "; not measured: {}", not_run.join("; "));
+    }
+    out
+}
+
+/// What one measured external process did.
+#[derive(Debug, Clone)]
+pub struct Measured {
+    pub wall: Duration,
+    /// The peak resident set size (`VmHWM`) in KiB, when sampled.
+    pub peak_kib: Option<u64>,
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Measured {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+
+    /// The last lines of stderr, for an error message.
+    pub fn said(&self) -> String {
+        crate::gh::last_lines(&self.stderr, 3)
+    }
+}
+
+/// Runs `cmd` to completion (or until `timeout`), timing it to the
+/// millisecond and, with `sample_memory`, reading its peak RSS from
+/// `/proc/<pid>/status` every 5 ms while it runs. Counted in
+/// [`proc::SPAWNED`] like every external process of a release.
+pub fn measure(
+    cmd: xshell::Cmd<'_>,
+    what: &str,
+    timeout: Duration,
+    sample_memory: bool,
+) -> Result<Measured> {
+    let mut command: Command = cmd.into();
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let started = Instant::now();
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("cannot run `{what}`; is it installed and on PATH?"))?;
+    proc::SPAWNED.fetch_add(1, Ordering::Relaxed);
+    let status_file = PathBuf::from(format!("/proc/{}/status", child.id()));
+    let mut out = child.stdout.take().context("no stdout pipe")?;
+    let mut err = child.stderr.take().context("no stderr pipe")?;
+    let out_reader = thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = out.read_to_end(&mut buf);
+        buf
+    });
+    let err_reader = thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = err.read_to_end(&mut buf);
+        buf
+    });
+    let deadline = started + timeout;
+    let mut peak_kib: Option<u64> = None;
+    let mut next_sample = started;
+    let (status, wall) = loop {
+        if let Some(status) = child
+            .try_wait()
+            .context("cannot wait for a child process")?
+        {
+            break (status, started.elapsed());
+        }
+        let now = Instant::now();
+        if sample_memory && now >= next_sample {
+            if let Some(kib) = vm_hwm_kib(&status_file) {
+                peak_kib = Some(peak_kib.map_or(kib, |p| p.max(kib)));
+            }
+            next_sample = now + Duration::from_millis(5);
+        }
+        if now >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!(
+                "`{what}` did not finish within {}s and was stopped",
+                timeout.as_secs()
+            );
+        }
+        thread::sleep(Duration::from_millis(1));
+    };
+    let stdout = out_reader.join().unwrap_or_default();
+    let stderr = err_reader.join().unwrap_or_default();
+    Ok(Measured {
+        wall,
+        peak_kib,
+        code: status.code(),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    })
+}
+
+/// `VmHWM` (peak resident set) of a running process, in KiB.
+fn vm_hwm_kib(status_file: &Path) -> Option<u64> {
+    let text = fs::read_to_string(status_file).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Free space, in bytes, of the file system holding `dir` (`df -Pk`).
+pub fn free_bytes(sh: &Shell, dir: &Path) -> Result<u64> {
+    let out = proc::run(cmd!(sh, "df -Pk {dir}"), "df -Pk", Duration::from_secs(30))?;
+    if !out.success() {
+        bail!("`df -Pk {}` failed: {}", dir.display(), out.stderr.trim());
+    }
+    out.stdout
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|kib| kib.parse::<u64>().ok())
+        .map(|kib| kib * 1024)
+        .with_context(|| format!("cannot read the free space from `df -Pk`: {}", out.stdout))
+}
+
+/// Fails with a clear message when `dir` has less than `need` bytes free.
+pub fn ensure_space(sh: &Shell, dir: &Path, need: u64, for_what: &str) -> Result<()> {
+    let free = free_bytes(sh, dir)?;
+    if free < need {
+        bail!(
+            "skipped: {for_what} needs {:.1} GiB free in {} but only {:.1} GiB is free; pass --scratch DIR on a larger disk or smaller sizes",
+            gib(need),
+            dir.display(),
+            gib(free)
+        );
+    }
+    Ok(())
+}
+
+pub fn gib(bytes: u64) -> f64 {
+    bytes as f64 / f64::from(1u32 << 30)
+}
+
+/// The executable `program` on PATH, if any.
+pub fn which(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(program))
+            .find(|p| p.is_file())
+    })
+}
+
+/// This executable. When cargo rebuilt it while we run (a `cargo xtask`
+/// of the check section, after a source changed), Linux names the old
+/// file `PATH (deleted)`; the new build sits at `PATH`.
+pub fn own_exe() -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("cannot find the running xtask")?;
+    let text = exe.to_string_lossy();
+    Ok(match text.strip_suffix(" (deleted)") {
+        Some(path) => PathBuf::from(path),
+        None => exe,
+    })
+}
+
+/// The repository the xtask was built from (it holds `xtask/` and `sandbox/`).
+pub fn project_root() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+/// The median of some durations (the upper one of an even count).
+pub fn median(values: &[Duration]) -> Duration {
+    let mut sorted = values.to_vec();
+    sorted.sort();
+    sorted.get(sorted.len() / 2).copied().unwrap_or_default()
+}
+
+/// Megabytes (10^6 bytes) per second.
+pub fn mb_per_s(bytes: u64, took: Duration) -> f64 {
+    bytes as f64 / 1e6 / took.as_secs_f64().max(1e-9)
+}
+
+pub fn fmt_secs(d: Duration) -> String {
+    format!("{:.2} s", d.as_secs_f64())
+}
+
+pub fn fmt_ms(d: Duration) -> String {
+    format!("{:.0} ms", d.as_secs_f64() * 1000.0)
+}
+
+pub fn fmt_mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+pub fn fmt_mb(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
+/// A scratch directory removed, with everything in it, when dropped.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new_in(base: &Path) -> Result<TempDir> {
+        fs::create_dir_all(base).with_context(|| format!("cannot create {}", base.display()))?;
+        for i in 0..100 {
+            let dir = base.join(format!("nexy-bench-{}-{i}", std::process::id()));
+            if fs::create_dir(&dir).is_ok() {
+                let dir = fs::canonicalize(&dir)
+                    .with_context(|| format!("cannot resolve {}", dir.display()))?;
+                return Ok(TempDir(dir));
+            }
+        }
+        bail!("cannot create a scratch directory in {}", base.display())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align_and_the_summary_names_what_missed() {
+        let mut s = Section::new("t", &["measure", "value", "target", "met?"]);
+        s.row(vec!["a".into(), "1".into(), "<2".into(), "yes".into()]);
+        s.row(vec!["longer".into(), "10".into(), "<2".into(), "NO".into()]);
+        s.target("a under 2", Verdict::Met);
+        s.target("longer under 2", Verdict::Missed);
+        let text = s.render();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[1].find("value"), lines[2].find('1'));
+        assert_eq!(lines[1].find("met?"), lines[3].find("NO"));
+        let line = summary(&[s], Duration::from_secs(1));
+        assert!(line.contains("1 of 2 targets met"), "{line}");
+        assert!(line.contains("missed: longer under 2"), "{line}");
+    }
+
+    #[test]
+    fn measures_a_process_and_its_memory() {
+        let sh = Shell::new().unwrap();
+        let m = measure(
+            cmd!(sh, "sh -c 'sleep 0.05; echo hi'"),
+            "sh",
+            Duration::from_secs(10),
+            true,
+        )
+        .unwrap();
+        assert!(m.success());
+        assert_eq!(m.stdout, "hi\n");
+        assert!(m.wall >= Duration::from_millis(50));
+        assert!(m.peak_kib.is_some_and(|k| k > 0));
+        assert!(measure(
+            cmd!(sh, "sleep 5"),
+            "sleep",
+            Duration::from_millis(100),
+            false
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn medians_and_rates() {
+        let ms = Duration::from_millis;
+        assert_eq!(median(&[ms(3), ms(1), ms(2)]), ms(2));
+        assert_eq!(median(&[]), Duration::ZERO);
+        assert!((mb_per_s(2_000_000, Duration::from_secs(2)) - 1.0).abs() < 1e-9);
     }
 }

@@ -88,7 +88,9 @@ fn as_checks(report: &Report) -> Vec<CheckResult> {
         );
     }
     if out.is_empty() {
-        out.push(CheckResult::pass("check", "clean").with(json!({"tracked_files": report.scanned})));
+        out.push(
+            CheckResult::pass("check", "clean").with(json!({"tracked_files": report.scanned})),
+        );
     }
     out
 }

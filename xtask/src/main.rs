@@ -21,8 +21,8 @@ mod linked;
 mod manifest;
 mod output;
 mod preflight;
-mod promote;
 mod proc;
+mod promote;
 mod publish;
 mod rehearse;
 mod release;
@@ -83,7 +83,11 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     if cli.global.json {
         if !matches!(
             cli.command,
-            Command::Check | Command::Preflight(_) | Command::Verify(_) | Command::Release(_) | Command::Rehearse(_)
+            Command::Check
+                | Command::Preflight(_)
+                | Command::Verify(_)
+                | Command::Release(_)
+                | Command::Rehearse(_)
         ) {
             return Err(UsageError(
                 "--json is supported by check, preflight, verify, release and rehearse".to_string(),
@@ -120,13 +124,21 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         Command::Samples(task) => task.run()?,
         Command::Bench(task) => {
             let ws = load()?;
-            let config = cli.global.config.clone().unwrap_or_else(|| ws.root.join("release.toml"));
+            let config = cli
+                .global
+                .config
+                .clone()
+                .unwrap_or_else(|| ws.root.join("release.toml"));
             task.run(&sh, &ws, &config)?;
         }
         Command::Promote(task) => return Ok(verdict(task.run(&sh, &load()?)?)),
         Command::Keygen(task) => {
             let ws = load()?;
-            let config = cli.global.config.clone().unwrap_or_else(|| ws.root.join("release.toml"));
+            let config = cli
+                .global
+                .config
+                .clone()
+                .unwrap_or_else(|| ws.root.join("release.toml"));
             task.run(&ws, &config)?;
         }
         Command::Rehearse(task) => {

@@ -65,6 +65,9 @@ pub fn checks_doc(command: &str, results: &[CheckResult]) -> Value {
 /// Prints the document on stdout when `--json` is on.
 pub fn emit(doc: &Value) {
     if json() {
-        println!("{}", serde_json::to_string_pretty(doc).unwrap_or_else(|_| "{}".to_string()));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(doc).unwrap_or_else(|_| "{}".to_string())
+        );
     }
 }

@@ -122,7 +122,17 @@ pub fn checks(sh: &Shell, ws: &Workspace, channel_name: &str) -> Result<Vec<Chec
     out.push(if problems == 0 {
         CheckResult::pass("workspace", "`cargo xtask check` is clean")
     } else {
-        let first = text.lines().next().unwrap_or("").trim().to_string();
+        // The first line that is a problem itself, not a section header.
+        let first = text
+            .lines()
+            .map(str::trim)
+            .find(|l| {
+                l.starts_with("- ")
+                    || l.contains(':') && !l.ends_with(':') && !l.starts_with("file ")
+            })
+            .unwrap_or("")
+            .trim_start_matches("- ")
+            .to_string();
         CheckResult::fail(
             "workspace",
             format!("`cargo xtask check` reports {problems} problem(s), first: {first}"),

@@ -28,7 +28,10 @@ use crate::{
 impl Promote {
     pub fn run(self, sh: &Shell, ws: &Workspace) -> Result<bool> {
         if self.from == self.to {
-            bail!("--from and --to are both `{}`; promote copies between two channels", self.from);
+            bail!(
+                "--from and --to are both `{}`; promote copies between two channels",
+                self.from
+            );
         }
         let from = ws.channel(&self.from)?.clone();
         let to = ws.channel(&self.to)?.clone();
@@ -37,18 +40,31 @@ impl Promote {
         let version = source
             .get("version")
             .and_then(Value::as_str)
-            .with_context(|| format!("{} has no version; publish to {} first", from.manifest, self.from))?
+            .with_context(|| {
+                format!(
+                    "{} has no version; publish to {} first",
+                    from.manifest, self.from
+                )
+            })?
             .to_string();
         let art = source.get("artifact").cloned().unwrap_or(Value::Null);
-        let want_sha = art.get("sha256").and_then(Value::as_str).unwrap_or_default().to_string();
+        let want_sha = art
+            .get("sha256")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         let want_size = art.get("size").and_then(Value::as_u64).unwrap_or(0);
 
         let gh = Gh::new(sh, &ws.config.github.host, &ws.config.github.assets_repo);
         let live_of = |tag: &str, name: &str| -> Result<Option<crate::gh::Asset>> {
             Ok(gh.release(tag)?.and_then(|r| r.asset(name).cloned()))
         };
-        let src_dmg = live_of(&from.dmg_tag, "Nexy.dmg")?
-            .with_context(|| format!("`{}` has no Nexy.dmg; publish to {} first", from.dmg_tag, self.from))?;
+        let src_dmg = live_of(&from.dmg_tag, "Nexy.dmg")?.with_context(|| {
+            format!(
+                "`{}` has no Nexy.dmg; publish to {} first",
+                from.dmg_tag, self.from
+            )
+        })?;
         if src_dmg.sha256() != Some(want_sha.as_str()) || src_dmg.size != want_size {
             bail!(
                 "the live {} Nexy.dmg ({} bytes, {:?}) is not what {} describes ({want_size} bytes, sha256:{want_sha}); verify {} before promoting",
@@ -68,27 +84,51 @@ impl Promote {
             _ => false,
         };
         let target_version = target.get("version").and_then(Value::as_str);
-        let target_sha = target.get("artifact").and_then(|a| a.get("sha256")).and_then(Value::as_str);
+        let target_sha = target
+            .get("artifact")
+            .and_then(|a| a.get("sha256"))
+            .and_then(Value::as_str);
         if same(&Some(src_dmg.clone()), &dst_dmg)
             && same(&src_pkg, &dst_pkg)
             && target_version == Some(version.as_str())
             && target_sha == Some(want_sha.as_str())
         {
-            say!("nothing to promote: {} already serves {version} with the same bytes as {}", self.to, self.from);
-            let results = verify::dod(sh, ws, &self.to, false, Duration::from_secs(ws.config.verify.timeout_secs))?;
+            say!(
+                "nothing to promote: {} already serves {version} with the same bytes as {}",
+                self.to,
+                self.from
+            );
+            let results = verify::dod(
+                sh,
+                ws,
+                &self.to,
+                false,
+                Duration::from_secs(ws.config.verify.timeout_secs),
+            )?;
             crate::output::say_raw(&report::render("verify (DoD)", &results));
             return Ok(report::all_pass(&results));
         }
 
         say!("promote {version} from {} to {}", self.from, self.to);
-        let staging = ws.root.join(INBOX).join(format!(".promote-{}", std::process::id()));
-        fs::create_dir_all(&staging).with_context(|| format!("cannot create {}", staging.display()))?;
+        let staging = ws
+            .root
+            .join(INBOX)
+            .join(format!(".promote-{}", std::process::id()));
+        fs::create_dir_all(&staging)
+            .with_context(|| format!("cannot create {}", staging.display()))?;
         let result = (|| -> Result<bool> {
             let mut locals = Vec::new();
-            for (kind, tag, asset) in [(Kind::Dmg, &from.dmg_tag, Some(&src_dmg)), (Kind::Pkg, &from.pkg_tag, src_pkg.as_ref())] {
+            for (kind, tag, asset) in [
+                (Kind::Dmg, &from.dmg_tag, Some(&src_dmg)),
+                (Kind::Pkg, &from.pkg_tag, src_pkg.as_ref()),
+            ] {
                 let Some(asset) = asset else { continue };
                 if self.dry_run {
-                    say!("  would download {} from {tag} ({} bytes)", kind.file_name(), asset.size);
+                    say!(
+                        "  would download {} from {tag} ({} bytes)",
+                        kind.file_name(),
+                        asset.size
+                    );
                     continue;
                 }
                 gh.download(tag, kind.file_name(), &staging)?;
@@ -101,8 +141,17 @@ impl Promote {
                         digest.sha256
                     );
                 }
-                let dst_tag = if kind == Kind::Dmg { &to.dmg_tag } else { &to.pkg_tag };
-                locals.push(Local { kind, path, digest, tag: dst_tag.clone() });
+                let dst_tag = if kind == Kind::Dmg {
+                    &to.dmg_tag
+                } else {
+                    &to.pkg_tag
+                };
+                locals.push(Local {
+                    kind,
+                    path,
+                    digest,
+                    tag: dst_tag.clone(),
+                });
             }
             if self.dry_run {
                 say!("dry run: nothing was downloaded, uploaded or written");
@@ -117,7 +166,13 @@ impl Promote {
             };
             let mut job = Job::new(sh, ws, &self.to)?;
             job.execute(&locals, Some(change), false)?;
-            let results = verify::dod(sh, ws, &self.to, false, Duration::from_secs(ws.config.verify.timeout_secs))?;
+            let results = verify::dod(
+                sh,
+                ws,
+                &self.to,
+                false,
+                Duration::from_secs(ws.config.verify.timeout_secs),
+            )?;
             crate::output::say_raw(&report::render("verify (DoD)", &results));
             Ok(report::all_pass(&results))
         })();
@@ -139,7 +194,10 @@ fn promoted_manifest(
             out.insert(key.into(), v.clone());
         }
     }
-    let src_art = source.get("artifact").and_then(Value::as_object).context("the source manifest has no artifact")?;
+    let src_art = source
+        .get("artifact")
+        .and_then(Value::as_object)
+        .context("the source manifest has no artifact")?;
     let art = out
         .entry("artifact")
         .or_insert_with(|| Value::Object(serde_json::Map::new()))
@@ -152,6 +210,9 @@ fn promoted_manifest(
     }
     art.insert("url".into(), Value::String(url.to_string()));
     out.insert("notes_url".into(), Value::String(url.to_string()));
-    out.insert("release_date".into(), Value::String(manifest::now_isoformat()));
+    out.insert(
+        "release_date".into(),
+        Value::String(manifest::now_isoformat()),
+    );
     Ok(manifest::to_python_json(&out))
 }

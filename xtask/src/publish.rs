@@ -255,7 +255,11 @@ impl<'a> Job<'a> {
             None => {
                 // A signature of other bytes would make clients refuse the
                 // update; without a key, the field is emptied.
-                if art.get("ed25519").and_then(Value::as_str).is_some_and(|s| !s.is_empty()) {
+                if art
+                    .get("ed25519")
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| !s.is_empty())
+                {
                     art.insert("ed25519".into(), Value::String(String::new()));
                 }
             }
@@ -364,12 +368,36 @@ impl<'a> Job<'a> {
                     .is_some_and(|a| !matches_local(a, l))
             })
             .collect();
-        if !replacing.is_empty() {
-            let live_version = live
-                .vm
-                .manifest
-                .as_deref()
-                .and_then(|m| manifest::parse("live manifest", m).ok())
+        let live_manifest = live
+            .vm
+            .manifest
+            .as_deref()
+            .and_then(|m| manifest::parse("live manifest", m).ok());
+        // An archive is a rollback point only if the live DMG is the one the
+        // live manifest describes; after an interrupted swap it is not, and
+        // archiving it under the old version would pair new bytes with the
+        // old checksum.
+        let live_sha = live_manifest
+            .as_ref()
+            .and_then(|m| m.get("artifact"))
+            .and_then(|a| a.get("sha256"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let live_dmg_sha = locals
+            .iter()
+            .find(|l| l.kind == Kind::Dmg)
+            .and_then(|l| release_of(&l.tag))
+            .and_then(|r| r.asset(Kind::Dmg.file_name()))
+            .and_then(|a| a.sha256().map(str::to_string));
+        let consistent = live_dmg_sha.is_none() || live_dmg_sha == live_sha;
+        if !replacing.is_empty() && !consistent {
+            steps.push(Step::Skip {
+                what: "archive".into(),
+                why: "the live Nexy.dmg is not the one the live manifest describes (an interrupted publish); no rollback point can be made from it".into(),
+            });
+        } else if !replacing.is_empty() {
+            let live_version = live_manifest
+                .as_ref()
                 .and_then(|m| m.get("version").and_then(Value::as_str).map(str::to_string))
                 .context("the live manifest on the VM cannot be read, so the live version cannot be archived; fix the VM's manifest first")?;
             let dir = self
@@ -509,6 +537,15 @@ impl<'a> Job<'a> {
             return Ok(());
         }
         let _lock = Lock::take(&self.ws.root.join(INBOX).join(".release.lock"))?;
+        // Staging directories of a run that was killed hold only symlinks;
+        // with the lock held, no other run can be using them.
+        if let Ok(entries) = fs::read_dir(self.ws.root.join(INBOX)) {
+            for entry in entries.flatten() {
+                if entry.file_name().to_string_lossy().starts_with(".staging-") {
+                    let _ = fs::remove_dir_all(entry.path());
+                }
+            }
+        }
         let journal = Journal::open(&self.ws.root.join(INBOX).join(".journal.jsonl"))?;
         let mut swapped_at: Option<Instant> = None;
         for step in &steps {
@@ -551,6 +588,12 @@ impl<'a> Job<'a> {
                 for (tag, name) in assets {
                     gh.download(tag, name, dir)?;
                 }
+                if let Err(why) = archive_consistent(dir, manifest.as_deref()) {
+                    // Not a rollback point: better none than a wrong one.
+                    let _ = fs::remove_dir_all(dir);
+                    crate::say!("  warning: archive of {version} dropped: {why}");
+                    return Ok(());
+                }
                 if let Some(m) = manifest {
                     fs::write(dir.join(self.manifest_file()), m).with_context(|| {
                         format!("cannot write the archived manifest in {}", dir.display())
@@ -562,7 +605,8 @@ impl<'a> Job<'a> {
             Step::RemoveLeftover { tag, asset } => {
                 crate::say!(
                     "  remove leftover {} (state {}) from {tag}",
-                    asset.name, asset.state
+                    asset.name,
+                    asset.state
                 );
                 gh.delete(asset.id)?;
             }
@@ -598,7 +642,7 @@ impl<'a> Job<'a> {
                         }
                     }
                     return Err(err.context(format!(
-                        "the live {} is untouched; run the same command again to retry",
+                        "the live {} is untouched; rerun `cargo xtask publish` (it resumes from live state)",
                         local.name()
                     )));
                 }
@@ -750,6 +794,36 @@ impl<'a> Job<'a> {
 
 fn indent(text: &str, prefix: &str) -> String {
     text.lines().map(|l| format!("{prefix}{l}\n")).collect()
+}
+
+/// Checks that an archived DMG is the one its manifest describes.
+pub fn archive_consistent(
+    dir: &Path,
+    manifest_text: Option<&str>,
+) -> std::result::Result<(), String> {
+    let dmg = dir.join(Kind::Dmg.file_name());
+    let (Some(text), true) = (manifest_text, dmg.is_file()) else {
+        return Ok(());
+    };
+    let want = manifest::parse("archived manifest", text)
+        .ok()
+        .and_then(|m| {
+            m.get("artifact")
+                .and_then(|a| a.get("sha256"))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        });
+    let got = hash::file_digest(&dmg)
+        .map_err(|e| format!("{e:#}"))?
+        .sha256;
+    if want.as_deref() == Some(got.as_str()) {
+        Ok(())
+    } else {
+        Err(format!(
+            "its Nexy.dmg has sha256 {got} but its manifest says {}",
+            want.unwrap_or_else(|| "nothing".into())
+        ))
+    }
 }
 
 /// The file that marks an archive directory as complete.

@@ -197,8 +197,13 @@ fn seed_vm(sh: &Shell, ws: &Workspace) -> Result<()> {
     let version = changes::read_text(&ws.root, &cfg.version_file)?
         .trim()
         .to_string();
-    let script =
-        publish::sync_vm_script(&cfg.azure.remote_base, "manifest.json", &version, &manifest, true);
+    let script = publish::sync_vm_script(
+        &cfg.azure.remote_base,
+        "manifest.json",
+        &version,
+        &manifest,
+        true,
+    );
     let out = Az::new(sh, &cfg.azure.resource_group, &cfg.azure.vm_name).run_script(&script)?;
     if out.marker("sync").is_none_or(|m| !m.starts_with("ok:")) {
         bail!("seeding the stand-in VM failed: {}", out.stderr);

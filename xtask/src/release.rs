@@ -22,9 +22,19 @@ use crate::{
 pub struct Stages(Vec<Value>);
 
 impl Stages {
-    pub fn push(&mut self, name: &str, ok: bool, started: Instant, checks: &[CheckResult], error: Option<String>) {
+    pub fn push(
+        &mut self,
+        name: &str,
+        ok: bool,
+        started: Instant,
+        checks: &[CheckResult],
+        error: Option<String>,
+    ) {
         let seconds = started.elapsed().as_secs_f64();
-        say!("== {name} {} in {seconds:.1}s", if ok { "done" } else { "FAILED" });
+        say!(
+            "== {name} {} in {seconds:.1}s",
+            if ok { "done" } else { "FAILED" }
+        );
         self.0.push(json!({
             "name": name,
             "ok": ok,
@@ -36,7 +46,9 @@ impl Stages {
 
     /// Prints the document (with `--json`) and returns the verdict.
     pub fn finish(self, command: &str, ok: bool) -> bool {
-        output::emit(&json!({ "schema": output::SCHEMA, "command": command, "ok": ok, "stages": self.0 }));
+        output::emit(
+            &json!({ "schema": output::SCHEMA, "command": command, "ok": ok, "stages": self.0 }),
+        );
         ok
     }
 }
@@ -58,8 +70,14 @@ impl Release {
         }
 
         let started = Instant::now();
-        say!("== stage 2/3: publish{}", if self.dry_run { " (dry run)" } else { "" });
-        let publish = Publish { channel: self.channel.clone(), dry_run: self.dry_run };
+        say!(
+            "== stage 2/3: publish{}",
+            if self.dry_run { " (dry run)" } else { "" }
+        );
+        let publish = Publish {
+            channel: self.channel.clone(),
+            dry_run: self.dry_run,
+        };
         if let Err(err) = publish.run(sh, ws) {
             stages.push("publish", false, started, &[], Some(format!("{err:#}")));
             say!("release stopped during publish: {err:#}");
@@ -72,7 +90,10 @@ impl Release {
         }
         stages.push("publish", true, started, &[], None);
         if self.dry_run {
-            say!("release dry run: nothing was changed; total {:.1}s", total.elapsed().as_secs_f64());
+            say!(
+                "release dry run: nothing was changed; total {:.1}s",
+                total.elapsed().as_secs_f64()
+            );
             return Ok(stages.finish("release", true));
         }
 

@@ -71,6 +71,10 @@ impl Rollback {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let restore = std::fs::read_to_string(dir.join(&manifest_file)).ok();
+        if let Err(why) = publish::archive_consistent(&dir, restore.as_deref()) {
+            bail!("the archive of {target} is not a rollback point: {why}; pick another with --to");
+        }
+        crate::say!("if this is interrupted, run `cargo xtask rollback --to {target}` again: it resumes from live state");
         if restore.is_none() {
             bail!(
                 "{} has no {manifest_file}; cannot restore the manifest of {target}",
@@ -91,6 +95,10 @@ impl Rollback {
         )?;
         crate::output::say_raw(&report::render("verify (DoD)", &results));
         crate::say!("rolled back to {target}; recorded in {INBOX}/.journal.jsonl");
+        crate::say!(
+            "next: VERSION still says the rolled-back version, so `cargo xtask check` reports drift and a plain `publish` would\n\
+             \x20     republish the inbox's artifacts. Roll forward: fix, `cargo xtask bump <above {live}>`, new artifacts, `cargo xtask release`."
+        );
         Ok(report::all_pass(&results))
     }
 }

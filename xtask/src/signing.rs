@@ -32,18 +32,19 @@ pub const KEY_ENV: &str = "NEXY_ED25519_KEY";
 
 /// A private key as Sparkle stores it: a seed, or a legacy expanded key.
 pub enum PrivateKey {
-    Seed(SigningKey),
+    Seed(Box<SigningKey>),
     Expanded(Box<ExpandedSecretKey>),
 }
 
 impl PrivateKey {
     /// Parses the base64 text of a Sparkle private key.
     pub fn parse(text: &str) -> Result<PrivateKey> {
-        let bytes = base64_decode(text.trim()).map_err(|_| anyhow::anyhow!("the Ed25519 private key is not base64"))?;
+        let bytes = base64_decode(text.trim())
+            .map_err(|_| anyhow::anyhow!("the Ed25519 private key is not base64"))?;
         match bytes.len() {
             32 => {
                 let seed: [u8; 32] = bytes.as_slice().try_into().context("32 bytes")?;
-                Ok(PrivateKey::Seed(SigningKey::from_bytes(&seed)))
+                Ok(PrivateKey::Seed(Box::new(SigningKey::from_bytes(&seed))))
             }
             64 => {
                 let raw: [u8; 64] = bytes.as_slice().try_into().context("64 bytes")?;
@@ -62,7 +63,7 @@ impl PrivateKey {
 
     pub fn sign(&self, message: &[u8]) -> Signature {
         match self {
-            PrivateKey::Seed(k) => ed25519_dalek::Signer::sign(k, message),
+            PrivateKey::Seed(k) => ed25519_dalek::Signer::sign(k.as_ref(), message),
             PrivateKey::Expanded(esk) => {
                 ed25519_dalek::hazmat::raw_sign::<sha2::Sha512>(esk, message, &self.public())
             }
@@ -78,7 +79,8 @@ pub fn load_private_key(key_file: Option<&Path>) -> Result<PrivateKey> {
     let Some(path) = key_file else {
         bail!("signing is configured but no private key was given; export {KEY_ENV} (base64) or set [signing] private_key_file");
     };
-    let text = fs::read_to_string(path).with_context(|| format!("cannot read the private key {}", path.display()))?;
+    let text = fs::read_to_string(path)
+        .with_context(|| format!("cannot read the private key {}", path.display()))?;
     PrivateKey::parse(&text).with_context(|| format!("in {}", path.display()))
 }
 
@@ -87,11 +89,14 @@ pub fn public_key_base64(key: &VerifyingKey) -> String {
 }
 
 pub fn parse_public_key(text: &str) -> Result<VerifyingKey> {
-    let bytes = base64_decode(text.trim()).map_err(|_| anyhow::anyhow!("[signing] public_key is not base64"))?;
-    let raw: [u8; 32] = bytes
-        .as_slice()
-        .try_into()
-        .map_err(|_| anyhow::anyhow!("[signing] public_key must be 32 bytes, found {}", bytes.len()))?;
+    let bytes = base64_decode(text.trim())
+        .map_err(|_| anyhow::anyhow!("[signing] public_key is not base64"))?;
+    let raw: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
+        anyhow::anyhow!(
+            "[signing] public_key must be 32 bytes, found {}",
+            bytes.len()
+        )
+    })?;
     VerifyingKey::from_bytes(&raw).context("[signing] public_key is not a valid Ed25519 point")
 }
 
@@ -103,14 +108,19 @@ pub fn sign_file(key: &PrivateKey, path: &Path) -> Result<String> {
 
 /// Checks a base64 signature over `bytes`.
 pub fn verify_bytes(public: &VerifyingKey, bytes: &[u8], signature_b64: &str) -> Result<()> {
-    let sig = base64_decode(signature_b64).map_err(|_| anyhow::anyhow!("the signature is not base64"))?;
+    let sig =
+        base64_decode(signature_b64).map_err(|_| anyhow::anyhow!("the signature is not base64"))?;
     let sig: [u8; 64] = sig
         .as_slice()
         .try_into()
         .map_err(|_| anyhow::anyhow!("the signature holds {} bytes, not 64", sig.len()))?;
     public
         .verify(bytes, &Signature::from_bytes(&sig))
-        .map_err(|_| anyhow::anyhow!("the Ed25519 signature does not match these bytes and the configured public key"))
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "the Ed25519 signature does not match these bytes and the configured public key"
+            )
+        })
 }
 
 fn read_all(path: &Path) -> Result<Vec<u8>> {
@@ -155,7 +165,8 @@ impl Keygen {
                 bail!("{} already exists; pass --force to replace it (the old key's signatures will stop verifying)", out.display());
             }
             if let Some(dir) = out.parent() {
-                fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+                fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
             }
             let _ = fs::remove_file(&out);
             let mut f = fs::OpenOptions::new()
@@ -174,7 +185,10 @@ impl Keygen {
             old: config_text,
             new: new_config,
         }])?;
-        say!("public key {public} written to {} as [signing] public_key", config_path.display());
+        say!(
+            "public key {public} written to {} as [signing] public_key",
+            config_path.display()
+        );
         Ok(())
     }
 }
@@ -183,7 +197,9 @@ fn absolute(p: &Path) -> PathBuf {
     if p.is_absolute() {
         p.to_path_buf()
     } else {
-        std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf())
+        std::env::current_dir()
+            .map(|d| d.join(p))
+            .unwrap_or_else(|_| p.to_path_buf())
     }
 }
 
@@ -203,12 +219,23 @@ fn set_public_key(text: &str, public: &str) -> Result<String> {
         .map(|(i, _)| i)
         .collect();
     match existing.len() {
-        0 if text.contains("[signing]") => bail!("the config has a [signing] table without public_key; add `{line}` to it by hand"),
-        0 => Ok(format!("{}\n\n[signing]\n{line}\n", text.trim_end_matches('\n'))),
+        0 if text.contains("[signing]") => {
+            bail!("the config has a [signing] table without public_key; add `{line}` to it by hand")
+        }
+        0 => Ok(format!(
+            "{}\n\n[signing]\n{line}\n",
+            text.trim_end_matches('\n')
+        )),
         1 => Ok(text
             .lines()
             .enumerate()
-            .map(|(i, l)| if i == existing[0] { line.clone() } else { l.to_string() })
+            .map(|(i, l)| {
+                if i == existing[0] {
+                    line.clone()
+                } else {
+                    l.to_string()
+                }
+            })
             .collect::<Vec<_>>()
             .join("\n")
             + if text.ends_with('\n') { "\n" } else { "" }),
@@ -246,17 +273,26 @@ mod tests {
         expanded[31] |= 64;
         let legacy = PrivateKey::parse(&base64_encode(&expanded)).unwrap();
         assert_eq!(legacy.public(), modern.public());
-        assert_eq!(legacy.sign(b"dmg").to_bytes(), modern.sign(b"dmg").to_bytes());
+        assert_eq!(
+            legacy.sign(b"dmg").to_bytes(),
+            modern.sign(b"dmg").to_bytes()
+        );
     }
 
     #[test]
     fn public_key_is_set_once() {
         let t = set_public_key("a = 1\n", "PK").unwrap();
         assert_eq!(t, "a = 1\n\n[signing]\npublic_key = \"PK\"\n");
-        assert_eq!(set_public_key(&t, "NEW").unwrap(), "a = 1\n\n[signing]\npublic_key = \"NEW\"\n");
+        assert_eq!(
+            set_public_key(&t, "NEW").unwrap(),
+            "a = 1\n\n[signing]\npublic_key = \"NEW\"\n"
+        );
     }
 
     fn hex(s: &str) -> Vec<u8> {
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
     }
 }

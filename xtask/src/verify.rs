@@ -110,9 +110,17 @@ pub fn dod(
         }),
         Box::new(|| {
             if stable {
-                feed_check("updates-health", feed::updates_health(&agent, base(ws)), &p, true)
+                feed_check(
+                    "updates-health",
+                    feed::updates_health(&agent, base(ws)),
+                    &p,
+                    true,
+                )
             } else {
-                CheckResult::skip("updates-health", "reports the stable manifest; this channel is checked through its appcast")
+                CheckResult::skip(
+                    "updates-health",
+                    "reports the stable manifest; this channel is checked through its appcast",
+                )
             }
         }),
         Box::new(|| {
@@ -123,7 +131,16 @@ pub fn dod(
             }
         }),
         Box::new(|| appcast_check(&agent, ws, &channel, &p)),
-        Box::new(|| signature_check(ws, &agent, &gh_cfg.fetch_url(&channel.dmg_url), &inbox, &p, deep)),
+        Box::new(|| {
+            signature_check(
+                ws,
+                &agent,
+                &gh_cfg.fetch_url(&channel.dmg_url),
+                &inbox,
+                &p,
+                deep,
+            )
+        }),
     ];
     let mut latest: Vec<CheckResult> = probes.iter().map(|f| f()).collect();
     let mut rounds = 1;
@@ -354,21 +371,40 @@ fn appcast_check(
 
 /// The DMG's Ed25519 signature against the configured public key, over
 /// the bytes a client downloads (`--deep`) or the identical local file.
-fn signature_check(ws: &Workspace, agent: &ureq::Agent, url: &str, local: &std::path::Path, p: &Promise, deep: bool) -> CheckResult {
+fn signature_check(
+    ws: &Workspace,
+    agent: &ureq::Agent,
+    url: &str,
+    local: &std::path::Path,
+    p: &Promise,
+    deep: bool,
+) -> CheckResult {
     let Some(signing) = &ws.config.signing else {
         return CheckResult::skip("signature", "no [signing] public_key configured");
     };
     let public = match crate::signing::parse_public_key(&signing.public_key) {
         Ok(k) => k,
-        Err(err) => return CheckResult::fail("signature", format!("{err:#}"), "fix [signing] public_key in the config"),
+        Err(err) => {
+            return CheckResult::fail(
+                "signature",
+                format!("{err:#}"),
+                "fix [signing] public_key in the config",
+            )
+        }
     };
     if p.ed25519.is_empty() {
-        return CheckResult::fail("signature", "the manifest's artifact.ed25519 is empty", "run `cargo xtask publish` with the private key available");
+        return CheckResult::fail(
+            "signature",
+            "the manifest's artifact.ed25519 is empty",
+            "run `cargo xtask publish` with the private key available",
+        );
     }
     let (bytes, source) = if deep {
         match http::download_bytes(agent, url) {
             Ok(b) => (b, "the public URL"),
-            Err(err) => return CheckResult::fail("signature", format!("{err:#}"), "check the fixed URL"),
+            Err(err) => {
+                return CheckResult::fail("signature", format!("{err:#}"), "check the fixed URL")
+            }
         }
     } else {
         match crate::hash::file_digest(local) {

@@ -150,9 +150,9 @@ pub fn journal(st: &Stage) -> Vec<serde_json::Value> {
 
 /// Whether the journal holds a record of `phase` for a step starting with `step`.
 pub fn journal_has(st: &Stage, phase: &str, step: &str) -> bool {
-    journal(st).iter().any(|j| {
-        j["phase"] == phase && j["step"].as_str().is_some_and(|s| s.starts_with(step))
-    })
+    journal(st)
+        .iter()
+        .any(|j| j["phase"] == phase && j["step"].as_str().is_some_and(|s| s.starts_with(step)))
 }
 
 /// The release behind `tag` as the REST API answers it (through real gh).
@@ -379,7 +379,9 @@ pub fn longest_gap(probes: &[Probe]) -> (u64, usize) {
 /// The value of `"key": ...` in a manifest (serde_json).
 pub fn manifest_field(text: &str, pointer: &str) -> serde_json::Value {
     let v: serde_json::Value = serde_json::from_str(text).unwrap();
-    v.pointer(pointer).cloned().unwrap_or(serde_json::Value::Null)
+    v.pointer(pointer)
+        .cloned()
+        .unwrap_or(serde_json::Value::Null)
 }
 
 /// The last `n` non-empty lines of a run's combined output.
@@ -410,4 +412,33 @@ pub fn http_since(st: &Stage, from: usize) -> Vec<(String, String, i64)> {
         .filter(|r| r.kind == "http")
         .map(|r| (r.method, r.url, r.status))
         .collect()
+}
+
+/// The command lines of the live processes in process group `pgid`.
+pub fn group_commands(pgid: u32) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let pid = entry.file_name();
+        let Some(pid) = pid
+            .to_str()
+            .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid pgrp ...: fields after the last ')'.
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.first() == Some(&"Z") || fields.get(2) != Some(&pgid.to_string().as_str()) {
+            continue;
+        }
+        if let Ok(cmd) = fs::read(format!("/proc/{pid}/cmdline")) {
+            out.push(String::from_utf8_lossy(&cmd).replace('\0', " "));
+        }
+    }
+    out
 }

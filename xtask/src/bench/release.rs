@@ -1,0 +1,945 @@
+//! Sections 2 and 3: the release against the local stand-in of production,
+//! and the availability of the fixed download URLs while it publishes.
+//!
+//! As in `rehearse`, the stand-in is started, the release files are copied
+//! to a temporary root and everything runs in this process through the
+//! one `Shell`, with the real `gh` and the az stand-in. A first release
+//! puts assets live; the measured release then replaces them, as every
+//! production release does. Next to it: the floor (one plain upload of
+//! the same bytes) and the naive runbook flow (`gh release upload
+//! --clobber` per asset, then the manifest and the VM). Pollers watch the
+//! fixed URLs during all three, so that each runs under the same load.
+
+use std::{
+    fs,
+    io::{BufRead, BufReader, Read, Write},
+    net::{SocketAddr, TcpStream},
+    path::{Path, PathBuf},
+    sync::atomic::Ordering,
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+use xshell::{cmd, Shell};
+
+use super::{
+    ensure_space, fmt_mb, fmt_ms, fmt_secs, measure, median,
+    poll::{self, Pollers},
+    which, Section, Verdict,
+};
+use crate::{
+    artifact,
+    az::Az,
+    changes,
+    cli::{Bump, Publish, Release},
+    config::{Workspace, INBOX},
+    gh::Gh,
+    preflight, proc, publish, report,
+    sandbox::{self, StandIn},
+    verify,
+    version::{self, Version},
+};
+
+/// Ours must publish within this multiple of the floor.
+const TARGET_RATIO: f64 = 1.5;
+const UPLOAD_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+const API_TIMEOUT: Duration = Duration::from_secs(120);
+/// Round trips measured for the availability target.
+const RTT_SAMPLES: usize = 5;
+/// Asset names of the floor's uploads (never the fixed names).
+const FLOOR_PREFIX: &str = "bench-floor-";
+const RAW_PREFIX: &str = "bench-raw-";
+
+pub fn run(
+    sh: &Shell,
+    ws: &Workspace,
+    config_path: &Path,
+    scratch: &Path,
+    dmg_mb: u64,
+    pkg_mb: u64,
+) -> Result<(Section, Section)> {
+    if which("gh").is_none() {
+        bail!("skipped: the release benchmark drives the real gh CLI, which is not installed; install it (`apt-get install gh`)");
+    }
+    let sizes = (dmg_mb * 1_000_000, pkg_mb * 1_000_000);
+    // Three releases, the floor's two uploads, the archive and the inbox:
+    // the stand-in keeps every uploaded blob.
+    ensure_space(
+        sh,
+        scratch,
+        (sizes.0 + sizes.1) * 12 + (1 << 30),
+        "the release benchmark",
+    )?;
+    let dir = scratch.join("release");
+    let root = dir.join("workspace");
+    copy_release_files(ws, &root)?;
+
+    eprintln!("bench:   starting the stand-in of production");
+    let stand_in = StandIn::start(sh, &dir.join("stand-in"), 0)?;
+    let stand_in_config = sandbox::write_config(config_path, &stand_in.state)?;
+    let env = stand_in.env()?;
+    // gh and az find the stand-in through the environment; set on the one
+    // Shell, every command below inherits it. This section runs last, so
+    // nothing after it sees the stand-in's proxies.
+    for (k, v) in &env {
+        sh.set_var(k, v);
+    }
+    let token = env
+        .iter()
+        .find(|(k, _)| k == "GH_TOKEN")
+        .map(|(_, v)| v.clone())
+        .context("the stand-in's environment has no GH_TOKEN")?;
+    let tws = Workspace::load(Some(&root), Some(&stand_in_config))?;
+    seed_vm(sh, &tws)?;
+    let bench = Bench {
+        sh,
+        ws: &tws,
+        log: stand_in.state.join("requests.jsonl"),
+        inbox: root.join(INBOX),
+        sizes,
+    };
+    let result = bench.run(&dir, &token);
+    drop(stand_in);
+    result
+}
+
+/// The state shared by the steps of the release benchmark.
+struct Bench<'a> {
+    sh: &'a Shell,
+    ws: &'a Workspace,
+    /// The stand-in's request log (HTTP requests and az invocations).
+    log: PathBuf,
+    inbox: PathBuf,
+    /// DMG and PKG sizes in bytes.
+    sizes: (u64, u64),
+}
+
+/// A point in the run: when, how many processes so far, and how far the
+/// stand-in's log had got.
+struct Mark {
+    at: Instant,
+    spawned: usize,
+    log_offset: usize,
+}
+
+/// What happened between two marks.
+#[derive(Debug, Clone, Copy, Default)]
+struct Usage {
+    wall: Duration,
+    gh: usize,
+    az: usize,
+    uploaded: u64,
+}
+
+impl std::ops::Add for Usage {
+    type Output = Usage;
+    fn add(self, o: Usage) -> Usage {
+        Usage {
+            wall: self.wall + o.wall,
+            gh: self.gh + o.gh,
+            az: self.az + o.az,
+            uploaded: self.uploaded + o.uploaded,
+        }
+    }
+}
+
+/// Everything measured, for the two tables.
+struct Results {
+    first_release: Duration,
+    rtts: Vec<Duration>,
+    preflight: Usage,
+    publish: Usage,
+    verify: Usage,
+    steps: Vec<(String, Duration)>,
+    dod_failures: Vec<String>,
+    ours_availability: Vec<poll::Report>,
+    floor: Usage,
+    raw: Usage,
+    naive: Usage,
+    naive_dod_failures: Vec<String>,
+    naive_availability: Vec<poll::Report>,
+}
+
+impl Bench<'_> {
+    fn run(&self, dir: &Path, token: &str) -> Result<(Section, Section)> {
+        let sh = self.sh;
+        let ws = self.ws;
+        let channel = ws.channel("stable")?.clone();
+        let current =
+            version::parse_version_file(&changes::read_text(&ws.root, &ws.config.version_file)?)
+                .map_err(|why| anyhow::anyhow!("VERSION is unreadable ({why})"))?;
+        let first = next(current);
+        let measured = next(first);
+        let naive = next(measured);
+        let urls = vec![
+            (
+                "Nexy.dmg".to_string(),
+                ws.config.github.fetch_url(&channel.dmg_url),
+            ),
+            (
+                "Nexy.pkg".to_string(),
+                ws.config.github.fetch_url(&channel.pkg_url),
+            ),
+        ];
+
+        // 1. A first release, so that the fixed URLs serve something that
+        // the measured release then replaces.
+        eprintln!("bench:   first release {first} (puts assets live; not in the table)");
+        self.prepare(first, 1)?;
+        let started = Instant::now();
+        let ok = Release {
+            channel: "stable".into(),
+            dry_run: false,
+        }
+        .run(sh, ws)?;
+        if !ok {
+            bail!("the first release against the stand-in failed; its output is above");
+        }
+        let first_release = started.elapsed();
+
+        // 2. One API round trip as gh makes it (start-up included), the
+        // unit of the availability target, measured under the pollers' load.
+        let host = &ws.config.github.host;
+        let repo = &ws.config.github.assets_repo;
+        let tag_path = format!("repos/{repo}/releases/tags/{}", channel.dmg_tag);
+        let pollers = Pollers::start(&urls)?;
+        let rtts: Result<Vec<Duration>> = (0..RTT_SAMPLES)
+            .map(|_| {
+                let m = measure(
+                    cmd!(sh, "gh api --hostname {host} {tag_path}"),
+                    "gh api",
+                    API_TIMEOUT,
+                    false,
+                )?;
+                if !m.success() {
+                    bail!("`gh api {tag_path}` failed: {}", m.said());
+                }
+                Ok(m.wall)
+            })
+            .collect();
+        drop(pollers);
+        let rtts = rtts?;
+
+        // 3. Ours: preflight, publish, verify, replacing the live assets.
+        eprintln!("bench:   measured release {measured}: preflight, publish, verify");
+        self.prepare(measured, 2)?;
+        let journal = self.inbox.join(".journal.jsonl");
+        let journal_from = fs::metadata(&journal).map_or(0, |m| m.len());
+        let m0 = self.mark()?;
+        let checks = preflight::checks(sh, ws, "stable")?;
+        if !report::all_pass(&checks) {
+            bail!(
+                "preflight failed against the stand-in:\n{}",
+                report::render("preflight", &checks)
+            );
+        }
+        let m1 = self.mark()?;
+        let pollers = Pollers::start(&urls)?;
+        let published = Publish {
+            channel: "stable".into(),
+            dry_run: false,
+        }
+        .run(sh, ws);
+        let ours_availability = pollers.stop();
+        published.context("our publish failed against the stand-in")?;
+        let m2 = self.mark()?;
+        let timeout = Duration::from_secs(ws.config.verify.timeout_secs);
+        let dod = verify::dod(sh, ws, "stable", false, timeout)?;
+        let m3 = self.mark()?;
+        let steps = journal_steps(&journal, journal_from)?;
+
+        // 4. The floor: the same bytes in one gh upload, and as raw HTTP.
+        eprintln!("bench:   the floor: one upload of the same bytes");
+        let pollers = Pollers::start(&urls)?;
+        let floor = self.floor_gh(dir, &channel.dmg_tag);
+        let raw = floor.and_then(|floor| Ok((floor, self.floor_raw(&channel.dmg_tag, token)?)));
+        drop(pollers);
+        let (floor, raw) = raw?;
+        self.remove_bench_assets(&channel.dmg_tag)?;
+
+        // 5. The naive flow of the old runbook.
+        eprintln!(
+            "bench:   naive flow {naive}: `gh release upload --clobber` per asset, manifest, VM"
+        );
+        self.prepare(naive, 3)?;
+        let pollers = Pollers::start(&urls)?;
+        let n0 = self.mark()?;
+        let naive_result = self.naive_publish(naive);
+        let n1 = self.mark()?;
+        let naive_availability = pollers.stop();
+        naive_result.context("the naive flow failed against the stand-in")?;
+        let naive_dod = verify::dod(sh, ws, "stable", false, timeout)?;
+
+        let failures = |results: &[report::CheckResult]| -> Vec<String> {
+            results
+                .iter()
+                .filter(|r| r.status == report::Status::Fail)
+                .map(|r| format!("{}: {}", r.id, r.message))
+                .collect()
+        };
+        let results = Results {
+            first_release,
+            rtts,
+            preflight: self.usage(&m0, &m1)?,
+            publish: self.usage(&m1, &m2)?,
+            verify: self.usage(&m2, &m3)?,
+            steps,
+            dod_failures: failures(&dod),
+            ours_availability,
+            floor,
+            raw,
+            naive: self.usage(&n0, &n1)?,
+            naive_dod_failures: failures(&naive_dod),
+            naive_availability,
+        };
+        Ok((
+            self.release_table(&results, measured),
+            availability_table(&results),
+        ))
+    }
+
+    /// Bumps to `v` and writes fresh sample artifacts into the inbox.
+    fn prepare(&self, v: Version, seed: u64) -> Result<()> {
+        Bump {
+            version: v.to_string(),
+            dry_run: false,
+            allow_downgrade: false,
+        }
+        .run(self.sh, self.ws)?;
+        artifact::write_sample_dmg(&self.inbox.join("Nexy.dmg"), self.sizes.0, seed)?;
+        artifact::write_sample_pkg(&self.inbox.join("Nexy.pkg"), self.sizes.1, seed + 100)?;
+        Ok(())
+    }
+
+    fn mark(&self) -> Result<Mark> {
+        let at = Instant::now();
+        let spawned = proc::SPAWNED.load(Ordering::Relaxed);
+        let log =
+            fs::read(&self.log).with_context(|| format!("cannot read {}", self.log.display()))?;
+        // Only whole lines: the stand-in may be writing one right now.
+        let log_offset = log.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        Ok(Mark {
+            at,
+            spawned,
+            log_offset,
+        })
+    }
+
+    /// Processes and uploaded bytes between two marks. az invocations are
+    /// counted from the stand-in's log; every other process a release
+    /// spawns (through `proc::run`) is a gh.
+    fn usage(&self, from: &Mark, to: &Mark) -> Result<Usage> {
+        let log =
+            fs::read(&self.log).with_context(|| format!("cannot read {}", self.log.display()))?;
+        let window = log.get(from.log_offset..to.log_offset).unwrap_or_default();
+        let mut az = 0;
+        let mut uploaded = 0;
+        for line in window.split(|&b| b == b'\n') {
+            let Ok(entry) = serde_json::from_slice::<Value>(line) else {
+                continue;
+            };
+            let field = |k: &str| entry.get(k).and_then(Value::as_str).unwrap_or("");
+            if field("kind") == "az" {
+                az += 1;
+            }
+            if field("kind") == "http"
+                && field("method") == "POST"
+                && field("url").starts_with("http://uploads.")
+            {
+                uploaded += entry.get("body_len").and_then(Value::as_u64).unwrap_or(0);
+            }
+        }
+        let spawned = to.spawned.saturating_sub(from.spawned);
+        Ok(Usage {
+            wall: to.at.duration_since(from.at),
+            gh: spawned.saturating_sub(az),
+            az,
+            uploaded,
+        })
+    }
+
+    /// One `gh release upload` of both files under fresh names (symlinks,
+    /// as publish stages its uploads).
+    fn floor_gh(&self, dir: &Path, tag: &str) -> Result<Usage> {
+        let staging = dir.join("floor");
+        fs::create_dir_all(&staging)
+            .with_context(|| format!("cannot create {}", staging.display()))?;
+        let mut links = Vec::new();
+        for name in ["Nexy.dmg", "Nexy.pkg"] {
+            let link = staging.join(format!("{FLOOR_PREFIX}{name}"));
+            let target = fs::canonicalize(self.inbox.join(name))?;
+            let _ = fs::remove_file(&link);
+            std::os::unix::fs::symlink(&target, &link)
+                .with_context(|| format!("cannot create {}", link.display()))?;
+            links.push(link);
+        }
+        let (sh, cfg) = (self.sh, &self.ws.config.github);
+        let target = format!("{}/{}", cfg.host, cfg.assets_repo);
+        let from = self.mark()?;
+        let m = measure(
+            cmd!(sh, "gh release upload {tag} {links...} -R {target}"),
+            "gh release upload (floor)",
+            UPLOAD_TIMEOUT,
+            false,
+        )?;
+        let to = self.mark()?;
+        if !m.success() {
+            bail!("the floor's `gh release upload` failed: {}", m.said());
+        }
+        self.usage(&from, &to)
+    }
+
+    /// The same bytes as two raw HTTP POSTs straight to the stand-in (the
+    /// kernel copies the file to the socket): the transfer with no gh.
+    fn floor_raw(&self, tag: &str, token: &str) -> Result<Usage> {
+        let cfg = &self.ws.config.github;
+        let release = self.release_json(tag)?;
+        let id = release
+            .get("id")
+            .and_then(Value::as_u64)
+            .context("the release JSON has no id")?;
+        let base = cfg
+            .download_base
+            .as_deref()
+            .context("the stand-in config has no github.download_base")?;
+        let addr: SocketAddr = base
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .parse()
+            .with_context(|| format!("{base} is not http://ADDRESS:PORT"))?;
+        let from = self.mark()?;
+        for name in ["Nexy.dmg", "Nexy.pkg"] {
+            raw_upload(
+                addr,
+                token,
+                &cfg.assets_repo,
+                id,
+                &format!("{RAW_PREFIX}{name}"),
+                &self.inbox.join(name),
+            )?;
+        }
+        let to = self.mark()?;
+        self.usage(&from, &to)
+    }
+
+    /// The release JSON of `tag` as `gh api` prints it.
+    fn release_json(&self, tag: &str) -> Result<Value> {
+        let (sh, cfg) = (self.sh, &self.ws.config.github);
+        let host = &cfg.host;
+        let path = format!("repos/{}/releases/tags/{tag}", cfg.assets_repo);
+        let out = proc::run(
+            cmd!(sh, "gh api --hostname {host} {path}"),
+            "gh api",
+            API_TIMEOUT,
+        )?;
+        if !out.success() {
+            bail!("`gh api {path}` failed: {}", out.stderr.trim());
+        }
+        serde_json::from_str(&out.stdout).with_context(|| format!("`gh api {path}` is not JSON"))
+    }
+
+    /// Deletes the floor's uploads, so the release holds only its own assets.
+    fn remove_bench_assets(&self, tag: &str) -> Result<()> {
+        let cfg = &self.ws.config.github;
+        let gh = Gh::new(self.sh, &cfg.host, &cfg.assets_repo);
+        let release = gh
+            .release(tag)?
+            .with_context(|| format!("the release {tag} disappeared"))?;
+        for asset in &release.assets {
+            if asset.name.starts_with(FLOOR_PREFIX) || asset.name.starts_with(RAW_PREFIX) {
+                gh.delete(asset.id)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The old runbook: hash, `gh release upload --clobber` per asset
+    /// (delete first, then upload), then the manifest and the VM sync
+    /// exactly as publish does them.
+    fn naive_publish(&self, v: Version) -> Result<()> {
+        let (sh, ws) = (self.sh, self.ws);
+        let job = publish::Job::new(sh, ws, "stable")?;
+        let locals = job.locals(&self.inbox)?;
+        let manifest = job.new_manifest(&locals, None)?;
+        let target = format!("{}/{}", ws.config.github.host, ws.config.github.assets_repo);
+        for local in &locals {
+            let (tag, file) = (&local.tag, &local.path);
+            let out = proc::run(
+                cmd!(sh, "gh release upload {tag} {file} --clobber -R {target}"),
+                "gh release upload --clobber",
+                UPLOAD_TIMEOUT,
+            )?;
+            if !out.success() {
+                bail!(
+                    "`gh release upload --clobber` of {} failed: {}",
+                    file.display(),
+                    out.stderr.trim()
+                );
+            }
+        }
+        let change = manifest.context("the naive flow publishes a DMG, so it has a manifest")?;
+        changes::apply(std::slice::from_ref(&change))?;
+        let manifest_file = Path::new(&job.channel.manifest).file_name().map_or_else(
+            || "manifest.json".to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let cfg = &ws.config.azure;
+        // The stable channel also moves the server's own version.
+        let script = publish::sync_vm_script(
+            &cfg.remote_base,
+            &manifest_file,
+            &v.to_string(),
+            &change.new,
+            true,
+        );
+        let out = Az::new(sh, &cfg.resource_group, &cfg.vm_name).run_script(&script)?;
+        if out.marker("sync").is_none_or(|m| !m.starts_with("ok:")) {
+            bail!(
+                "the naive flow's VM sync did not confirm: {}",
+                out.stderr.trim()
+            );
+        }
+        Ok(())
+    }
+
+    fn release_table(&self, r: &Results, v: Version) -> Section {
+        let (dmg, pkg) = self.sizes;
+        let mut s = Section::new(
+            format!(
+                "2. the release against the stand-in: {} DMG + {} PKG",
+                fmt_mb(dmg),
+                fmt_mb(pkg)
+            ),
+            &[
+                "flow / stage",
+                "wall",
+                "gh",
+                "az",
+                "uploaded",
+                "vs floor",
+                "target",
+                "met?",
+            ],
+        );
+        let floor = r.floor.wall.as_secs_f64().max(1e-9);
+        let ratio = |u: &Usage| format!("{:.2}x", u.wall.as_secs_f64() / floor);
+        let row = |s: &mut Section, name: &str, u: &Usage, vs: String, target: &str, met: &str| {
+            s.row(vec![
+                name.to_string(),
+                fmt_secs(u.wall),
+                u.gh.to_string(),
+                u.az.to_string(),
+                fmt_mb(u.uploaded),
+                vs,
+                target.to_string(),
+                met.to_string(),
+            ]);
+        };
+        let publish_ratio = r.publish.wall.as_secs_f64() / floor;
+        let verdict = Verdict::of(publish_ratio <= TARGET_RATIO);
+        let dash = "-".to_string();
+        row(
+            &mut s,
+            "ours: preflight",
+            &r.preflight,
+            dash.clone(),
+            "-",
+            "-",
+        );
+        row(
+            &mut s,
+            "ours: publish (replaces the live assets)",
+            &r.publish,
+            ratio(&r.publish),
+            &format!("<= {TARGET_RATIO:.1}x floor"),
+            verdict.label(),
+        );
+        let mut in_steps = Duration::ZERO;
+        for (step, took) in &r.steps {
+            in_steps += *took;
+            s.row(vec![
+                format!("  publish step: {step}"),
+                fmt_secs(*took),
+                dash.clone(),
+                dash.clone(),
+                dash.clone(),
+                format!("{:.2}x", took.as_secs_f64() / floor),
+                dash.clone(),
+                dash.clone(),
+            ]);
+        }
+        if !r.steps.is_empty() {
+            s.row(vec![
+                "  publish: reading live state, hashing, planning".into(),
+                fmt_secs(r.publish.wall.saturating_sub(in_steps)),
+                dash.clone(),
+                dash.clone(),
+                dash.clone(),
+                dash.clone(),
+                dash.clone(),
+                dash.clone(),
+            ]);
+        }
+        row(
+            &mut s,
+            "ours: verify (DoD)",
+            &r.verify,
+            dash.clone(),
+            "-",
+            "-",
+        );
+        let total = r.preflight + r.publish + r.verify;
+        row(
+            &mut s,
+            "ours: release total",
+            &total,
+            ratio(&total),
+            "-",
+            "-",
+        );
+        row(
+            &mut s,
+            "naive: `upload --clobber` per asset, manifest, VM",
+            &r.naive,
+            ratio(&r.naive),
+            "(reference)",
+            "-",
+        );
+        row(
+            &mut s,
+            "floor: one `gh release upload` of both files",
+            &r.floor,
+            ratio(&r.floor),
+            "(the floor)",
+            "-",
+        );
+        row(
+            &mut s,
+            "floor: raw HTTP POSTs, no gh",
+            &r.raw,
+            ratio(&r.raw),
+            "(reference)",
+            "-",
+        );
+        s.target(
+            format!(
+                "publish within {TARGET_RATIO:.1}x of the floor (got {publish_ratio:.2}x: {} vs {})",
+                fmt_secs(r.publish.wall),
+                fmt_secs(r.floor.wall)
+            ),
+            verdict,
+        );
+
+        s.note(format!(
+            "measured release {v} replaced the live assets of a first release (that one, into empty releases, took {} for preflight+publish+verify)",
+            fmt_secs(r.first_release)
+        ));
+        s.note("the target compares the publish stage (the one that uploads) with the floor; `vs floor` of the total is shown for reference");
+        s.note("gh = processes spawned (proc::SPAWNED) minus az runs; az = az invocations in the stand-in's request log; uploaded = bodies POSTed to the uploads host; MB = 10^6 bytes");
+        s.note("the floor uploads both files in one gh process (gh sends them concurrently) to the DMG's release under fresh names; the raw floor POSTs them one after the other with the kernel copying the file");
+        s.note(format!(
+            "pollers GET each fixed URL every {} ms during our publish, the floors and the naive flow alike",
+            poll::INTERVAL.as_millis()
+        ));
+        for (who, failures) in [("ours", &r.dod_failures), ("naive", &r.naive_dod_failures)] {
+            if failures.is_empty() {
+                s.note(format!("{who}: the Definition of Done held after publish"));
+            } else {
+                s.note(format!(
+                    "{who}: the Definition of Done FAILED after publish: {}",
+                    failures.join("; ")
+                ));
+            }
+        }
+        s
+    }
+}
+
+fn availability_table(r: &Results) -> Section {
+    let rtt = median(&r.rtts);
+    let rtt_max = r.rtts.iter().max().copied().unwrap_or_default();
+    // A gap is seen only at the resolution the poller achieved.
+    let allowed = |p: &poll::Report| rtt + p.mean_interval.max(poll::INTERVAL);
+    let mut s = Section::new(
+        format!(
+            "3. availability of the fixed URLs during publish (a GET every {} ms per URL)",
+            poll::INTERVAL.as_millis()
+        ),
+        &[
+            "flow",
+            "URL",
+            "polls",
+            "unavailable",
+            "longest gap",
+            "slowest answer",
+            "answers",
+            "target",
+            "met?",
+        ],
+    );
+    let mut verdict = if r.ours_availability.is_empty() {
+        Verdict::NotRun
+    } else {
+        Verdict::Met
+    };
+    let mut longest_ours = Duration::ZERO;
+    let mut allowed_ours = Duration::ZERO;
+    for (flow, reports, ours) in [
+        ("ours", &r.ours_availability, true),
+        ("naive --clobber", &r.naive_availability, false),
+    ] {
+        for p in reports {
+            let gap = if p.ended_unavailable {
+                format!("{} (still down at the end)", fmt_ms(p.longest_gap))
+            } else {
+                fmt_ms(p.longest_gap)
+            };
+            let (target, met) = if ours {
+                let ok = p.polls > 0 && !p.ended_unavailable && p.longest_gap <= allowed(p);
+                if !ok {
+                    verdict = Verdict::Missed;
+                }
+                if p.longest_gap >= longest_ours {
+                    longest_ours = p.longest_gap;
+                    allowed_ours = allowed(p);
+                }
+                (
+                    format!("<= 1 round trip ({})", fmt_ms(allowed(p))),
+                    Verdict::of(ok).label().to_string(),
+                )
+            } else {
+                ("(reference)".to_string(), "-".to_string())
+            };
+            s.row(vec![
+                flow.to_string(),
+                p.name.clone(),
+                format!("{} (every {})", p.polls, fmt_ms(p.mean_interval)),
+                p.unavailable.to_string(),
+                gap,
+                fmt_ms(p.slowest),
+                p.statuses.clone(),
+                target,
+                met,
+            ]);
+        }
+    }
+    s.target(
+        format!(
+            "no gap longer than one API round trip during our publish (longest {} vs {})",
+            fmt_ms(longest_ours),
+            fmt_ms(allowed_ours)
+        ),
+        verdict,
+    );
+    s.note(format!(
+        "one round trip = `gh api repos/.../releases/tags/...` as gh makes it, start-up included: median {} (max {}) of {RTT_SAMPLES}, plus the poller's achieved interval (a gap is only seen to that resolution)",
+        fmt_ms(rtt),
+        fmt_ms(rtt_max)
+    ));
+    s.note("available = 302 to storage (what github.com answers) or 200; unavailable = 404, any other status, or no answer within 10 s; a gap runs from the first failed answer to the next good one, by arrival time");
+    s.note("polls fall behind 10 ms under load: every download request makes the stand-in rewrite its state file, and it answers nothing while it writes and hashes an uploaded blob (its store lock is held), hence the slowest answers of about a second during uploads");
+    s
+}
+
+/// Writes one file as a raw asset upload; expects 201.
+fn raw_upload(
+    addr: SocketAddr,
+    token: &str,
+    repo: &str,
+    release_id: u64,
+    name: &str,
+    file: &Path,
+) -> Result<()> {
+    let size = fs::metadata(file)
+        .with_context(|| format!("cannot read {}", file.display()))?
+        .len();
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10))
+        .with_context(|| format!("cannot connect to the stand-in at {addr}"))?;
+    stream.set_write_timeout(Some(Duration::from_secs(300)))?;
+    stream.set_read_timeout(Some(Duration::from_secs(300)))?;
+    write!(
+        stream,
+        "POST http://uploads.github.localhost/repos/{repo}/releases/{release_id}/assets?name={name}&label= HTTP/1.1\r\n\
+         Host: uploads.github.localhost\r\n\
+         Authorization: token {token}\r\n\
+         Content-Type: application/octet-stream\r\n\
+         Content-Length: {size}\r\n\
+         Connection: close\r\n\r\n"
+    )?;
+    let mut f = fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+    let sent = std::io::copy(&mut f, &mut stream).context("the raw upload was cut")?;
+    if sent != size {
+        bail!("sent {sent} of {size} bytes of {}", file.display());
+    }
+    let mut line = String::new();
+    BufReader::new((&stream).take(1024))
+        .read_line(&mut line)
+        .context("the stand-in did not answer the raw upload")?;
+    if line.split_whitespace().nth(1) != Some("201") {
+        bail!("the raw upload of {name} answered {:?}", line.trim());
+    }
+    Ok(())
+}
+
+/// The duration of each step publish journaled after `offset`: from its
+/// `start` to its `done` line.
+fn journal_steps(path: &Path, offset: u64) -> Result<Vec<(String, Duration)>> {
+    let text = fs::read_to_string(path)
+        .with_context(|| format!("cannot read the journal {}", path.display()))?;
+    let text = text
+        .get(usize::try_from(offset).unwrap_or(usize::MAX)..)
+        .unwrap_or("");
+    let mut open: Vec<(String, f64)> = Vec::new();
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let Ok(entry) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        let field = |k: &str| {
+            entry
+                .get(k)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
+        let (step, phase) = (field("step"), field("phase"));
+        let Some(at) = epoch_secs(&field("time")) else {
+            continue;
+        };
+        if step.starts_with("skip ") {
+            continue;
+        }
+        match phase.as_str() {
+            "start" => open.push((step, at)),
+            "done" => {
+                if let Some(i) = open.iter().rposition(|(s, _)| *s == step) {
+                    let (_, began) = open.remove(i);
+                    out.push((step, Duration::from_secs_f64((at - began).max(0.0))));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Seconds since the epoch of `2026-03-06T02:58:57.245806+00:00` (the
+/// journal's UTC timestamps; the fraction is optional).
+fn epoch_secs(text: &str) -> Option<f64> {
+    let text = text.strip_suffix("+00:00")?;
+    let (date, time) = text.split_once('T')?;
+    let mut d = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let mut t = hms.splitn(3, ':').map(|p| p.parse::<i64>().ok());
+    let (h, min, sec) = (t.next()??, t.next()??, t.next()??);
+    let frac: f64 = format!("0.{frac}").parse().ok()?;
+    let days = days_from_civil(y, m, day);
+    Some((days * 86_400 + h * 3600 + min * 60 + sec) as f64 + frac)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+/// algorithm, the inverse of the one in `manifest`).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The next version: the last number plus one.
+fn next(v: Version) -> Version {
+    let [a, b, c, d] = v.0;
+    Version([a, b, c, d.saturating_add(1)])
+}
+
+/// Copies the config's release files (VERSION, manifests, linked files,
+/// the guide) into `root`, as `rehearse` does, so only copies are edited.
+fn copy_release_files(ws: &Workspace, root: &Path) -> Result<()> {
+    let cfg = &ws.config;
+    let mut files: Vec<&str> = vec![&cfg.version_file, &cfg.guide];
+    files.extend(cfg.channels.values().map(|c| c.manifest.as_str()));
+    files.extend(cfg.version_files.iter().map(|f| f.path.as_str()));
+    for rel in files {
+        let from = ws.root.join(rel);
+        if !from.is_file() {
+            continue;
+        }
+        let to = root.join(rel);
+        fs::create_dir_all(to.parent().context("a file has a parent")?)?;
+        fs::copy(&from, &to).with_context(|| format!("cannot copy {rel}"))?;
+    }
+    fs::create_dir_all(root.join(INBOX))?;
+    Ok(())
+}
+
+/// Makes the stand-in VM serve the workspace's current release, as
+/// production does before a release (as `rehearse` does).
+fn seed_vm(sh: &Shell, ws: &Workspace) -> Result<()> {
+    let cfg = &ws.config;
+    let stable = ws.channel("stable")?;
+    let manifest = changes::read_text(&ws.root, &stable.manifest)?;
+    let version = changes::read_text(&ws.root, &cfg.version_file)?
+        .trim()
+        .to_string();
+    let script = publish::sync_vm_script(
+        &cfg.azure.remote_base,
+        "manifest.json",
+        &version,
+        &manifest,
+        true,
+    );
+    let out = Az::new(sh, &cfg.azure.resource_group, &cfg.azure.vm_name).run_script(&script)?;
+    if out.marker("sync").is_none_or(|m| !m.starts_with("ok:")) {
+        bail!("seeding the stand-in VM failed: {}", out.stderr);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn journal_times_parse() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+        let a = epoch_secs("2026-03-06T23:59:59.500000+00:00").unwrap();
+        let b = epoch_secs("2026-03-07T00:00:00+00:00").unwrap();
+        assert!((b - a - 0.5).abs() < 1e-6, "{a} {b}");
+        assert!(epoch_secs("2026-03-07T00:00:00Z").is_none());
+    }
+
+    #[test]
+    fn journal_steps_pair_start_and_done() {
+        let dir = std::env::temp_dir().join(format!("nexy-bench-journal-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("j.jsonl");
+        let old = "{\"time\":\"2026-01-01T00:00:00+00:00\",\"phase\":\"start\",\"step\":\"old\"}\n";
+        let new = [
+            ("00:00:01", "start", "upload Nexy.dmg.next-abc"),
+            ("00:00:03.250000", "done", "upload Nexy.dmg.next-abc"),
+            ("00:00:04", "start", "skip archive"),
+            ("00:00:04", "done", "skip archive"),
+        ]
+        .iter()
+        .map(|(t, p, s)| {
+            format!("{{\"time\":\"2026-01-01T{t}+00:00\",\"phase\":\"{p}\",\"step\":\"{s}\"}}\n")
+        })
+        .collect::<String>();
+        fs::write(&path, format!("{old}{new}")).unwrap();
+        let steps = journal_steps(&path, old.len() as u64).unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            steps,
+            vec![(
+                "upload Nexy.dmg.next-abc".to_string(),
+                Duration::from_millis(2250)
+            )]
+        );
+    }
+}

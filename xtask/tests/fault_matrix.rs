@@ -1,0 +1,201 @@
+//! The fault-injection matrix: `release` and `rollback` are killed (SIGKILL)
+//! after each request they make to GitHub or the VM has taken effect, then
+//! run again. After every kill: no tag or release was created, the archive
+//! of the previous version is intact, and the rerun converges to a passing
+//! Definition of Done with the right bytes live. The test prints
+//! `N faults injected, N converged` and fails if any did not converge.
+
+mod common;
+
+use std::{
+    fs,
+    process::{Child, Command, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+use common::stage::{Stage, MANIFEST};
+use nexy_sandbox::{faults::Delay, Faults};
+
+/// Requests of the stand-in that our tool caused (not the test's own).
+fn tool_requests(st: &Stage) -> usize {
+    st.sb
+        .requests()
+        .iter()
+        .filter(|r| r.kind != "control")
+        .count()
+}
+
+fn spawn(st: &Stage, args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
+        .arg("--config")
+        .arg(&st.config)
+        .arg("--root")
+        .arg(st.fx.root())
+        .envs(st.env())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Slows every request a little, so that a kill lands while the next one
+/// is in flight as well as between requests.
+fn slow(st: &Stage) {
+    st.sb
+        .set_faults(Faults {
+            delays: vec![Delay {
+                method: None,
+                path_contains: "/".into(),
+                ms: 25,
+            }],
+            ..Faults::default()
+        })
+        .unwrap();
+}
+
+/// Runs `args` and kills it once `k` more requests have taken effect.
+/// Returns false when the command finished before reaching `k`.
+fn run_and_kill(st: &Stage, args: &[&str], k: usize) -> bool {
+    let base = tool_requests(st);
+    let mut child = spawn(st, args);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        if tool_requests(st) >= base + k {
+            let _ = child.kill();
+            let _ = child.wait();
+            return true;
+        }
+        assert!(Instant::now() < deadline, "{args:?} hung");
+        thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// A stand-in with 2.0.0.5 live and 2.0.0.6 ready in the inbox.
+fn staged() -> (Stage, Vec<u8>) {
+    let st = Stage::new();
+    assert_eq!(st.run(&["bump", "2.0.0.5"]).code, 0);
+    st.samples(1, 1 << 20);
+    let run = st.run(&["release"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let old = st.sb.asset_bytes("Update", "Nexy.dmg").unwrap();
+    assert_eq!(st.run(&["bump", "2.0.0.6"]).code, 0);
+    st.samples(2, 1 << 20);
+    (st, old)
+}
+
+/// The invariants after a kill and a rerun.
+fn converged(
+    st: &Stage,
+    rerun: &[&str],
+    want_dmg: &[u8],
+    archive: &str,
+    archived_dmg: &[u8],
+) -> Result<(), String> {
+    if !st.creations().is_empty() {
+        return Err(format!(
+            "a tag or release was created: {:?}",
+            st.creations()
+        ));
+    }
+    let archive_dir = st.fx.path("release_inbox/.archive").join(archive);
+    if archive_dir.join(".complete").is_file()
+        && fs::read(archive_dir.join("Nexy.dmg")).ok().as_deref() != Some(archived_dmg)
+    {
+        return Err(format!(
+            "the archive of {archive} is not the old DMG byte for byte"
+        ));
+    }
+    st.sb.set_faults(Faults::default()).unwrap();
+    let run = st.run(rerun);
+    if run.code != 0 {
+        return Err(format!("rerun failed:\n{}\n{}", run.stdout, run.stderr));
+    }
+    let verify = st.run(&["verify"]);
+    if verify.code != 0 {
+        return Err(format!("verify failed after the rerun:\n{}", verify.stdout));
+    }
+    if st.sb.asset_bytes("Update", "Nexy.dmg").as_deref() != Some(want_dmg) {
+        return Err("the live DMG is not the expected bytes".into());
+    }
+    if st.vm_manifest() != st.fx.read(MANIFEST) {
+        return Err("the VM's manifest differs from the repository's".into());
+    }
+    Ok(())
+}
+
+#[test]
+fn every_kill_point_of_release_and_rollback_converges() {
+    // How many requests a full run makes, to kill after each of them.
+    let (st, _) = staged();
+    let base = tool_requests(&st);
+    slow(&st);
+    assert_eq!(st.run(&["release"]).code, 0);
+    let release_steps = tool_requests(&st) - base;
+    st.sb.set_faults(Faults::default()).unwrap();
+    let base = tool_requests(&st);
+    slow(&st);
+    assert_eq!(st.run(&["rollback", "--to", "2.0.0.5"]).code, 0);
+    let rollback_steps = tool_requests(&st) - base;
+    drop(st);
+
+    // The two loops are independent (a fresh stand-in per kill), so they
+    // run side by side.
+    let release = thread::spawn(move || {
+        let mut injected = 0;
+        let mut failures = Vec::new();
+        for k in 1..release_steps {
+            let (st, old) = staged();
+            let new = st.inbox_bytes("Nexy.dmg");
+            slow(&st);
+            if !run_and_kill(&st, &["release"], k) {
+                continue;
+            }
+            injected += 1;
+            if let Err(why) = converged(&st, &["release"], &new, "2.0.0.5", &old) {
+                failures.push(format!("release killed after request {k}: {why}"));
+            }
+        }
+        (injected, failures)
+    });
+    let rollback = thread::spawn(move || {
+        let mut injected = 0;
+        let mut failures = Vec::new();
+        for k in 1..rollback_steps {
+            let (st, old) = staged();
+            let run = st.run(&["release"]);
+            assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+            let newer = st.sb.asset_bytes("Update", "Nexy.dmg").unwrap();
+            slow(&st);
+            if !run_and_kill(&st, &["rollback", "--to", "2.0.0.5"], k) {
+                continue;
+            }
+            injected += 1;
+            if let Err(why) = converged(
+                &st,
+                &["rollback", "--to", "2.0.0.5"],
+                &old,
+                "2.0.0.6",
+                &newer,
+            ) {
+                failures.push(format!("rollback killed after request {k}: {why}"));
+            }
+        }
+        (injected, failures)
+    });
+    let (a, mut failures) = release.join().expect("the release loop");
+    let (b, more) = rollback.join().expect("the rollback loop");
+    failures.extend(more);
+    let injected = a + b;
+    let ok = injected - failures.len();
+    println!("{injected} faults injected, {ok} converged ({release_steps} release and {rollback_steps} rollback requests)");
+    assert!(
+        injected >= 10,
+        "too few kill points ({injected}); the matrix would prove little"
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}

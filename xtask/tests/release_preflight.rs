@@ -1,0 +1,374 @@
+//! `preflight` against the stand-in: each broken precondition is one clear
+//! failure (exit 1, the check's id, what is wrong and the fix), and nothing
+//! in production changes.
+
+mod common;
+#[path = "common/more.rs"]
+mod more;
+
+use std::fs;
+
+use common::{stage::Stage, Run};
+use more::{edit_config, run_with_env};
+
+/// A stand-in with a releasable 2.0.0.5 in the inbox.
+fn ready() -> Stage {
+    let st = Stage::new();
+    assert_eq!(st.run(&["bump", "2.0.0.5"]).code, 0);
+    st.samples(1, 1 << 20);
+    st
+}
+
+/// One row of the preflight table: (id, status, detail, fix).
+#[derive(Debug)]
+struct Row {
+    id: String,
+    status: String,
+    detail: String,
+    fix: String,
+}
+
+fn rows(out: &str) -> Vec<Row> {
+    let mut rows: Vec<Row> = Vec::new();
+    let mut in_table = false;
+    for line in out.lines() {
+        if line.starts_with("  check ") {
+            in_table = true;
+            continue;
+        }
+        if !in_table || !line.starts_with("  ") {
+            in_table = in_table && line.starts_with("  ");
+            continue;
+        }
+        let trimmed = line.trim_start();
+        if let Some(fix) = trimmed.strip_prefix("fix: ") {
+            rows.last_mut().expect("a fix follows a row").fix = fix.to_string();
+            continue;
+        }
+        let mut parts = trimmed.splitn(2, char::is_whitespace);
+        let id = parts.next().unwrap_or("").to_string();
+        let rest = parts.next().unwrap_or("").trim_start();
+        let mut parts = rest.splitn(2, char::is_whitespace);
+        let status = parts.next().unwrap_or("").to_string();
+        let detail = parts.next().unwrap_or("").trim_start().to_string();
+        rows.push(Row {
+            id,
+            status,
+            detail,
+            fix: String::new(),
+        });
+    }
+    rows
+}
+
+/// Preflight failed with exit 1, and exactly the checks `ids` failed.
+fn failed(run: &Run, ids: &[&str]) -> Vec<Row> {
+    assert_eq!(
+        run.code, 1,
+        "preflight must exit 1:\n{}\n{}",
+        run.stdout, run.stderr
+    );
+    let all = rows(&run.stdout);
+    assert!(all.len() >= 10, "no table:\n{}", run.stdout);
+    let fails: Vec<Row> = all.into_iter().filter(|r| r.status == "FAIL").collect();
+    let got: Vec<&str> = fails.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(got, ids, "failing checks:\n{}", run.stdout);
+    for r in &fails {
+        assert!(!r.fix.is_empty(), "{} has no fix:\n{}", r.id, run.stdout);
+    }
+    assert!(
+        run.stdout
+            .contains(&format!("preflight: {} check(s) failed", ids.len())),
+        "{}",
+        run.stdout
+    );
+    fails
+}
+
+fn row<'a>(rows: &'a [Row], id: &str) -> &'a Row {
+    rows.iter().find(|r| r.id == id).unwrap()
+}
+
+#[test]
+fn preflight_passes_on_a_healthy_stand_in() {
+    let st = ready();
+    let from = st.log_len();
+    let run = st.run(&["preflight"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("preflight: all checks passed"),
+        "{}",
+        run.stdout
+    );
+    let rows = rows(&run.stdout);
+    for id in [
+        "gh-auth",
+        "inbox-dmg",
+        "inbox-pkg",
+        "server-health",
+        "server-status",
+        "updates-health",
+        "grpc-tls",
+        "gemini-key",
+        "fixed-tag",
+        "target",
+        "workspace",
+        "version",
+    ] {
+        assert!(
+            rows.iter().any(|r| r.id == id && r.status == "ok"),
+            "{id} not ok:\n{}",
+            run.stdout
+        );
+    }
+    assert!(
+        st.mutating_since(from).is_empty(),
+        "{:?}",
+        st.mutating_since(from)
+    );
+}
+
+#[test]
+fn a_missing_gemini_key_fails_by_the_scripts_marker() {
+    let st = ready();
+    let env = st.sb.vm_app_dir().join("config.env");
+    fs::write(&env, "SERVER_VERSION=2.0.0.4\nSERVER_BUILD=2.0.0.4\n").unwrap();
+    let from = st.log_len();
+    let run = st.run(&["preflight"]);
+    let fails = failed(&run, &["gemini-key"]);
+    let r = row(&fails, "gemini-key");
+    assert!(
+        r.detail.contains("GEMINI_API_KEY is missing or empty"),
+        "{r:?}"
+    );
+    assert!(
+        r.detail
+            .contains("/home/azureuser/voice-assistant/config.env"),
+        "{r:?}"
+    );
+    assert!(r.fix.contains("set GEMINI_API_KEY=<key>"), "{r:?}");
+    assert!(r.fix.contains("systemctl restart voice-assistant"), "{r:?}");
+    // az itself said nothing was wrong: the verdict is the script's marker.
+    let az: Vec<_> = st
+        .sb
+        .requests()
+        .into_iter()
+        .skip(from)
+        .filter(|r| r.kind == "az" && r.method.starts_with("vm run-command"))
+        .collect();
+    assert!(!az.is_empty(), "no run-command was sent");
+    assert!(az.iter().all(|r| r.status == 0), "{az:?}");
+}
+
+#[test]
+fn a_placeholder_gemini_key_fails() {
+    let st = ready();
+    let env = st.sb.vm_app_dir().join("config.env");
+    fs::write(
+        &env,
+        "GEMINI_API_KEY=YOUR_GEMINI_API_KEY_HERE\nSERVER_VERSION=2.0.0.4\nSERVER_BUILD=2.0.0.4\n",
+    )
+    .unwrap();
+    let run = st.run(&["preflight"]);
+    let fails = failed(&run, &["gemini-key"]);
+    let r = row(&fails, "gemini-key");
+    assert!(r.detail.contains("is the placeholder"), "{r:?}");
+    assert!(r.fix.contains("set GEMINI_API_KEY=<key>"), "{r:?}");
+    assert!(!run.all().contains("sandbox-key-not-real"));
+}
+
+#[test]
+fn a_wrong_github_token_fails_gh_auth() {
+    let st = ready();
+    let run = run_with_env(
+        &st,
+        &["preflight"],
+        &[("GH_TOKEN", "ghp_wrong0token0for0the0stand0in00000")],
+    );
+    let fails = failed(&run, &["gh-auth"]);
+    let r = row(&fails, "gh-auth");
+    assert!(
+        r.detail.contains("gh is not logged in to github.localhost"),
+        "{r:?}"
+    );
+    assert!(
+        r.fix.contains("gh auth login") && r.fix.contains("GH_TOKEN"),
+        "{r:?}"
+    );
+    // The token is never echoed.
+    assert!(!run.all().contains("ghp_wrong0token"), "{}", run.all());
+    // The tag checks wait for a working gh instead of failing twice.
+    let all = rows(&run.stdout);
+    assert!(
+        all.iter()
+            .filter(|r| r.id == "fixed-tag")
+            .all(|r| r.status == "skip"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn az_not_logged_in_says_az_login() {
+    let st = ready();
+    st.sb.set_az_logged_in(false).unwrap();
+    let run = st.run(&["preflight"]);
+    let fails = failed(&run, &["gemini-key"]);
+    let r = row(&fails, "gemini-key");
+    assert!(r.detail.contains("az login"), "{r:?}");
+    assert!(r.fix.contains("az login"), "{r:?}");
+}
+
+#[test]
+fn a_missing_fixed_tag_is_never_created() {
+    let st = ready();
+    edit_config(&st, "dmg_tag = \"Update\"", "dmg_tag = \"Missing\"");
+    edit_config(
+        &st,
+        "/releases/download/Update/Nexy.dmg\"",
+        "/releases/download/Missing/Nexy.dmg\"",
+    );
+    let from = st.log_len();
+    let run = st.run(&["preflight"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let fails: Vec<Row> = rows(&run.stdout)
+        .into_iter()
+        .filter(|r| r.status == "FAIL")
+        .collect();
+    let r = fails
+        .iter()
+        .find(|r| r.id == "fixed-tag")
+        .unwrap_or_else(|| panic!("no fixed-tag failure:\n{}", run.stdout));
+    assert!(
+        r.detail.contains("no release for the fixed tag `Missing`"),
+        "{r:?}"
+    );
+    assert!(r.fix.contains("never creates tags"), "{r:?}");
+    // The only other complaint may be the workspace's manifest URL, which
+    // now disagrees with the edited config.
+    for other in fails.iter().filter(|r| r.id != "fixed-tag") {
+        assert_eq!(other.id, "workspace", "{}", run.stdout);
+    }
+    // publish refuses too, the same way; nothing is created or changed.
+    let run = st.run(&["publish"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr
+            .contains("no release for the fixed tag `Missing`"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("never creates tags"), "{}", run.stderr);
+    assert!(st.creations().is_empty(), "{:?}", st.creations());
+    assert!(
+        st.mutating_since(from).is_empty(),
+        "{:?}",
+        st.mutating_since(from)
+    );
+}
+
+#[test]
+fn an_immutable_release_stops_before_anything_changes() {
+    let st = ready();
+    st.sb.set_immutable("Update", true).unwrap();
+    let vm = more::tree(&st.sb.vm_app_dir());
+    let workspace = st.fx.snapshot();
+    let from = st.log_len();
+    let run = st.run(&["preflight"]);
+    let fails = failed(&run, &["fixed-tag"]);
+    let r = row(&fails, "fixed-tag");
+    assert!(
+        r.detail.contains("`Update` release") && r.detail.contains("immutable"),
+        "{r:?}"
+    );
+    assert!(r.fix.contains("turn off immutable releases"), "{r:?}");
+
+    let run = st.run(&["release"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains("release stopped at preflight: production is untouched"),
+        "{}",
+        run.stdout
+    );
+    let run = st.run(&["publish"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("immutable"), "{}", run.stderr);
+    assert!(
+        st.mutating_since(from).is_empty(),
+        "{:?}",
+        st.mutating_since(from)
+    );
+    assert!(st.sb.asset_bytes("Update", "Nexy.dmg").is_none());
+    assert!(st.sb.asset_bytes("App", "Nexy.pkg").is_none());
+    assert!(more::tree(&st.sb.vm_app_dir()) == vm, "the VM changed");
+    assert!(st.fx.snapshot() == workspace, "the workspace changed");
+}
+
+#[test]
+fn an_unreachable_feed_fails_the_server_checks() {
+    let st = ready();
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let base = st.sb.base_url();
+    edit_config(
+        &st,
+        &format!("base_url = \"{base}\""),
+        &format!("base_url = \"http://127.0.0.1:{closed}\""),
+    );
+    let run = st.run(&["preflight"]);
+    let fails = failed(
+        &run,
+        &[
+            "server-health",
+            "server-status",
+            "updates-health",
+            "version",
+        ],
+    );
+    for id in ["server-health", "server-status", "updates-health"] {
+        let r = row(&fails, id);
+        assert!(r.detail.contains(&format!("127.0.0.1:{closed}")), "{r:?}");
+        assert!(r.fix.contains("deploy the server first"), "{r:?}");
+    }
+    assert!(row(&fails, "version")
+        .detail
+        .contains("live version is unknown"));
+}
+
+#[test]
+fn a_mislabelled_artifact_fails_the_koly_check() {
+    let st = ready();
+    let inbox = st.fx.path("release_inbox");
+    fs::rename(inbox.join("Nexy.pkg"), inbox.join("Nexy.dmg")).unwrap();
+    let run = st.run(&["preflight"]);
+    let fails = failed(&run, &["inbox-dmg"]);
+    let r = row(&fails, "inbox-dmg");
+    assert!(r.detail.contains("koly"), "{r:?}");
+    assert!(r.fix.contains("rebuild the artifact"), "{r:?}");
+}
+
+#[test]
+fn a_legacy_target_is_refused_naming_the_canonical_one() {
+    let st = ready();
+    edit_config(
+        &st,
+        "resource_group = \"NexyNewRG\"",
+        "resource_group = \"NetworkWatcherRG\"",
+    );
+    let from = st.log_len();
+    let run = st.run(&["preflight"]);
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("NetworkWatcherRG"), "{}", run.stderr);
+    assert!(run.stderr.contains("NexyNewRG"), "{}", run.stderr);
+    assert!(
+        st.sb
+            .requests()
+            .into_iter()
+            .skip(from)
+            .all(|r| r.kind != "az"),
+        "az was called for a legacy target"
+    );
+}
