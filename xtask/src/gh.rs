@@ -114,27 +114,21 @@ impl<'a> Gh<'a> {
         Ok(Some(release))
     }
 
-    /// Uploads `file` to the release of `tag` under the file's own name.
-    /// Never with `--clobber`: an existing asset of that name is an error.
-    pub fn upload(&self, tag: &str, file: &Path) -> Result<()> {
+    /// Uploads `file` to the release of `tag` under the file's own name,
+    /// prepared to run beside others (see [`run_all`]). Never with
+    /// `--clobber`: an existing asset of that name is an error.
+    pub fn prepare_upload(&self, tag: &str, file: &Path) -> Prepared {
         let sh = self.sh;
         let target = format!("{}/{}", self.host, self.repo);
         let name = file
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let out = proc::run(
-            cmd!(sh, "gh release upload {tag} {file} -R {target}"),
-            &format!("gh release upload {tag} {name}"),
-            UPLOAD_TIMEOUT,
-        )?;
-        if !out.success() {
-            bail!(
-                "uploading {name} to {tag} failed: {}",
-                last_lines(&out.stderr, 3)
-            );
+        Prepared {
+            command: cmd!(sh, "gh release upload {tag} {file} -R {target}").into(),
+            what: format!("gh release upload {tag} {name}"),
+            failed: format!("uploading {name} to {tag} failed"),
         }
-        Ok(())
     }
 
     /// Renames an asset in place (`PATCH .../releases/assets/ID`).
@@ -176,24 +170,55 @@ impl<'a> Gh<'a> {
 
     /// Downloads one asset of `tag` into `dir`.
     pub fn download(&self, tag: &str, name: &str, dir: &Path) -> Result<()> {
+        run_all(vec![self.prepare_download(tag, name, dir)])
+            .pop()
+            .unwrap_or_else(|| Err(anyhow::anyhow!("the download did not run")))
+    }
+
+    /// The download, prepared to run beside others (see [`run_all`]).
+    pub fn prepare_download(&self, tag: &str, name: &str, dir: &Path) -> Prepared {
         let sh = self.sh;
         let target = format!("{}/{}", self.host, self.repo);
-        let out = proc::run(
-            cmd!(
+        Prepared {
+            command: cmd!(
                 sh,
                 "gh release download {tag} -R {target} --pattern {name} --dir {dir} --clobber"
-            ),
-            &format!("gh release download {tag} --pattern {name}"),
-            UPLOAD_TIMEOUT,
-        )?;
-        if !out.success() {
-            bail!(
-                "downloading {name} from {tag} failed: {}",
-                last_lines(&out.stderr, 2)
-            );
+            )
+            .into(),
+            what: format!("gh release download {tag} --pattern {name}"),
+            failed: format!("downloading {name} from {tag} failed"),
         }
-        Ok(())
     }
+}
+
+/// A long gh transfer, built on the one Shell, to run later.
+pub struct Prepared {
+    command: std::process::Command,
+    what: String,
+    failed: String,
+}
+
+/// Runs transfers side by side (they are independent: different assets),
+/// each bounded; one result per transfer, in order.
+pub fn run_all(prepared: Vec<Prepared>) -> Vec<Result<()>> {
+    let failed: Vec<String> = prepared.iter().map(|p| p.failed.clone()).collect();
+    let outputs = proc::run_parallel(
+        prepared
+            .into_iter()
+            .map(|p| (p.command, p.what, UPLOAD_TIMEOUT))
+            .collect(),
+    );
+    outputs
+        .into_iter()
+        .zip(failed)
+        .map(|(out, failed)| {
+            let out = out?;
+            if !out.success() {
+                bail!("{failed}: {}", last_lines(&out.stderr, 3));
+            }
+            Ok(())
+        })
+        .collect()
 }
 
 /// The last `n` non-empty lines of a command's output, joined.

@@ -36,7 +36,31 @@ impl Output {
 /// Runs `cmd` to completion or until `timeout`, capturing both streams.
 /// `what` names the command in errors (never its secret-bearing env).
 pub fn run(cmd: xshell::Cmd<'_>, what: &str, timeout: Duration) -> Result<Output> {
-    let mut command: Command = cmd.into();
+    run_command(cmd.into(), what, timeout)
+}
+
+/// Runs several prepared commands at the same time (each bounded), for
+/// work that does not depend on each other, such as two uploads.
+pub fn run_parallel(commands: Vec<(Command, String, Duration)>) -> Vec<Result<Output>> {
+    thread::scope(|scope| {
+        let handles: Vec<_> = commands
+            .into_iter()
+            .map(|(command, what, timeout)| {
+                scope.spawn(move || run_command(command, &what, timeout))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a command thread panicked")))
+            })
+            .collect()
+    })
+}
+
+/// Runs an already built command; see [`run`].
+pub fn run_command(mut command: Command, what: &str, timeout: Duration) -> Result<Output> {
     command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -174,13 +174,30 @@ impl<'a> Job<'a> {
             );
         }
         let mut problems = Vec::new();
-        let mut out = Vec::new();
+        let mut valid = Vec::new();
         for (kind, path) in present {
-            if let Err(err) = artifact::validate(&path, kind) {
-                problems.push(format!("{err:#}"));
-                continue;
+            match artifact::validate(&path, kind) {
+                Ok(_) => valid.push((kind, path)),
+                Err(err) => problems.push(format!("{err:#}")),
             }
-            let digest = hash::file_digest(&path)?;
+        }
+        // Each artifact is hashed in its own thread: two streaming passes
+        // side by side instead of one after the other.
+        let digests: Vec<Result<FileDigest>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = valid
+                .iter()
+                .map(|(_, path)| scope.spawn(move || hash::file_digest(path)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("a hashing thread panicked")))
+                })
+                .collect()
+        });
+        let mut out = Vec::new();
+        for ((kind, path), digest) in valid.into_iter().zip(digests) {
             let tag = match kind {
                 Kind::Dmg => self.channel.dmg_tag.clone(),
                 Kind::Pkg => self.channel.pkg_tag.clone(),
@@ -188,7 +205,7 @@ impl<'a> Job<'a> {
             out.push(Local {
                 kind,
                 path,
-                digest,
+                digest: digest?,
                 tag,
             });
         }
@@ -356,7 +373,11 @@ impl<'a> Job<'a> {
         manifest: Option<&FileChange>,
         live: &Live,
     ) -> Result<Vec<Step>> {
+        // Cleanups and skips first, then the archive and the uploads (which
+        // run side by side), then the swaps, then the manifest.
         let mut steps = Vec::new();
+        let mut archive = Vec::new();
+        let mut uploads = Vec::new();
         let release_of = |tag: &str| live.releases.iter().find(|(t, _)| t == tag).map(|(_, r)| r);
 
         // Archive what is live before anything replaces it.
@@ -391,7 +412,7 @@ impl<'a> Job<'a> {
             .and_then(|a| a.sha256().map(str::to_string));
         let consistent = live_dmg_sha.is_none() || live_dmg_sha == live_sha;
         if !replacing.is_empty() && !consistent {
-            steps.push(Step::Skip {
+            archive.push(Step::Skip {
                 what: "archive".into(),
                 why: "the live Nexy.dmg is not the one the live manifest describes (an interrupted publish); no rollback point can be made from it".into(),
             });
@@ -407,12 +428,12 @@ impl<'a> Job<'a> {
                 .join(".archive")
                 .join(&live_version);
             if dir.join(ARCHIVE_DONE).is_file() {
-                steps.push(Step::Skip {
+                archive.push(Step::Skip {
                     what: format!("archive of {live_version}"),
                     why: "already archived".into(),
                 });
             } else {
-                steps.push(Step::Archive {
+                archive.push(Step::Archive {
                     version: live_version,
                     dir,
                     assets: locals
@@ -475,7 +496,7 @@ impl<'a> Job<'a> {
                 .asset(&temp)
                 .is_some_and(|a| matches_local(a, local));
             if !uploaded {
-                steps.push(Step::Upload {
+                uploads.push(Step::Upload {
                     local: local.clone(),
                 });
             }
@@ -486,6 +507,8 @@ impl<'a> Job<'a> {
         // Every upload first, then the swaps back to back, then the
         // manifest: the window in which a client could see a new asset
         // with the old checksum is only the swaps and the VM sync.
+        steps.extend(archive);
+        steps.extend(uploads);
         steps.extend(swaps);
 
         if let Some(change) = manifest {
@@ -548,7 +571,28 @@ impl<'a> Job<'a> {
         }
         let journal = Journal::open(&self.ws.root.join(INBOX).join(".journal.jsonl"))?;
         let mut swapped_at: Option<Instant> = None;
-        for step in &steps {
+        let mut i = 0;
+        while i < steps.len() {
+            // The archive downloads and the uploads are independent
+            // transfers: they run side by side.
+            let batch = steps[i..]
+                .iter()
+                .take_while(|s| matches!(s, Step::Archive { .. } | Step::Upload { .. }))
+                .count();
+            if batch > 0 {
+                let transfers = &steps[i..i + batch];
+                for step in transfers {
+                    journal.record("start", step)?;
+                }
+                self.apply_transfers(transfers)?;
+                for step in transfers {
+                    journal.record("done", step)?;
+                }
+                i += batch;
+                continue;
+            }
+            let step = &steps[i];
+            i += 1;
             journal.record("start", step)?;
             self.apply(step)?;
             if matches!(step, Step::Swap { local } if local.kind == Kind::Dmg) {
@@ -572,35 +616,119 @@ impl<'a> Job<'a> {
         Ok(())
     }
 
+    /// Runs archive downloads and uploads side by side, then checks each:
+    /// an archive is kept only if its DMG is the one its manifest
+    /// describes; a failed upload leaves the live asset untouched and its
+    /// temporary asset removed.
+    fn apply_transfers(&self, steps: &[Step]) -> Result<()> {
+        let gh = self.gh();
+        let staging = tempdir_in(&self.ws.root.join(INBOX))?;
+        let mut prepared = Vec::new();
+        // For each prepared transfer, the index of its step.
+        let mut owner = Vec::new();
+        for (n, step) in steps.iter().enumerate() {
+            match step {
+                Step::Archive {
+                    version,
+                    dir,
+                    assets,
+                    ..
+                } => {
+                    crate::say!("  archive live {version} -> {}", dir.display());
+                    fs::create_dir_all(dir)
+                        .with_context(|| format!("cannot create {}", dir.display()))?;
+                    for (tag, name) in assets {
+                        prepared.push(gh.prepare_download(tag, name, dir));
+                        owner.push(n);
+                    }
+                }
+                Step::Upload { local } => {
+                    let temp = local.temp_name();
+                    crate::say!(
+                        "  upload {} ({} bytes) to {} as {temp}",
+                        local.name(),
+                        local.digest.size,
+                        local.tag
+                    );
+                    let link = staging.join(&temp);
+                    let target = fs::canonicalize(&local.path)
+                        .with_context(|| format!("cannot resolve {}", local.path.display()))?;
+                    std::os::unix::fs::symlink(&target, &link)
+                        .with_context(|| format!("cannot stage {}", link.display()))?;
+                    prepared.push(gh.prepare_upload(&local.tag, &link));
+                    owner.push(n);
+                }
+                _ => {}
+            }
+        }
+        let results = crate::gh::run_all(prepared);
+        let _ = fs::remove_dir_all(&staging);
+        let mut first_error = None;
+        for (n, step) in steps.iter().enumerate() {
+            let failed = owner
+                .iter()
+                .zip(&results)
+                .filter(|(o, _)| **o == n)
+                .find_map(|(_, r)| r.as_ref().err())
+                .map(|e| format!("{e:#}"));
+            match (step, failed) {
+                (Step::Archive { dir, .. }, Some(err)) => {
+                    let _ = fs::remove_dir_all(dir);
+                    first_error.get_or_insert(anyhow::anyhow!(
+                        "{err}; nothing live was replaced; rerun `cargo xtask publish`"
+                    ));
+                }
+                (
+                    Step::Archive {
+                        version,
+                        dir,
+                        manifest,
+                        ..
+                    },
+                    None,
+                ) => {
+                    if let Err(why) = archive_consistent(dir, manifest.as_deref()) {
+                        // Not a rollback point: better none than a wrong one.
+                        let _ = fs::remove_dir_all(dir);
+                        crate::say!("  warning: archive of {version} dropped: {why}");
+                        continue;
+                    }
+                    if let Some(m) = manifest {
+                        fs::write(dir.join(self.manifest_file()), m).with_context(|| {
+                            format!("cannot write the archived manifest in {}", dir.display())
+                        })?;
+                    }
+                    fs::write(dir.join(ARCHIVE_DONE), format!("{version}\n"))
+                        .with_context(|| format!("cannot mark {} complete", dir.display()))?;
+                }
+                (Step::Upload { local }, Some(err)) => {
+                    // A failed upload may leave a broken asset under the
+                    // temporary name; remove it so the next run starts clean.
+                    if let Ok(Some(r)) = gh.release(&local.tag) {
+                        if let Some(a) = r.asset(&local.temp_name()) {
+                            let _ = gh.delete(a.id);
+                        }
+                    }
+                    first_error.get_or_insert(anyhow::anyhow!(
+                        "{err}; the live {} is untouched; rerun `cargo xtask publish` (it resumes from live state)",
+                        local.name()
+                    ));
+                }
+                _ => {}
+            }
+        }
+        match first_error {
+            Some(err) => Err(err),
+            None => Ok(()),
+        }
+    }
+
     fn apply(&self, step: &Step) -> Result<()> {
         let gh = self.gh();
         match step {
             Step::Skip { what, why } => crate::say!("  skip {what}: {why}"),
-            Step::Archive {
-                version,
-                dir,
-                assets,
-                manifest,
-            } => {
-                crate::say!("  archive live {version} -> {}", dir.display());
-                fs::create_dir_all(dir)
-                    .with_context(|| format!("cannot create {}", dir.display()))?;
-                for (tag, name) in assets {
-                    gh.download(tag, name, dir)?;
-                }
-                if let Err(why) = archive_consistent(dir, manifest.as_deref()) {
-                    // Not a rollback point: better none than a wrong one.
-                    let _ = fs::remove_dir_all(dir);
-                    crate::say!("  warning: archive of {version} dropped: {why}");
-                    return Ok(());
-                }
-                if let Some(m) = manifest {
-                    fs::write(dir.join(self.manifest_file()), m).with_context(|| {
-                        format!("cannot write the archived manifest in {}", dir.display())
-                    })?;
-                }
-                fs::write(dir.join(ARCHIVE_DONE), format!("{version}\n"))
-                    .with_context(|| format!("cannot mark {} complete", dir.display()))?;
+            Step::Archive { .. } | Step::Upload { .. } => {
+                self.apply_transfers(std::slice::from_ref(step))?
             }
             Step::RemoveLeftover { tag, asset } => {
                 crate::say!(
@@ -616,36 +744,6 @@ impl<'a> Job<'a> {
                     asset.name
                 );
                 gh.rename(asset.id, name)?;
-            }
-            Step::Upload { local } => {
-                let temp = local.temp_name();
-                crate::say!(
-                    "  upload {} ({} bytes) to {} as {temp}",
-                    local.name(),
-                    local.digest.size,
-                    local.tag
-                );
-                let staging = tempdir_in(&self.ws.root.join(INBOX))?;
-                let link = staging.join(&temp);
-                let target = fs::canonicalize(&local.path)
-                    .with_context(|| format!("cannot resolve {}", local.path.display()))?;
-                std::os::unix::fs::symlink(&target, &link)
-                    .with_context(|| format!("cannot stage {}", link.display()))?;
-                let result = gh.upload(&local.tag, &link);
-                let _ = fs::remove_dir_all(&staging);
-                if let Err(err) = result {
-                    // A failed upload may leave a broken asset under the
-                    // temporary name; remove it so the next run starts clean.
-                    if let Ok(Some(r)) = gh.release(&local.tag) {
-                        if let Some(a) = r.asset(&temp) {
-                            let _ = gh.delete(a.id);
-                        }
-                    }
-                    return Err(err.context(format!(
-                        "the live {} is untouched; rerun `cargo xtask publish` (it resumes from live state)",
-                        local.name()
-                    )));
-                }
             }
             Step::Swap { local } => self.swap(local)?,
             Step::WriteManifest { change } => {

@@ -163,14 +163,14 @@ impl Rehearse {
 }
 
 /// The next version: the last number plus one.
-fn next(v: Version) -> Version {
+pub(crate) fn next(v: Version) -> Version {
     let [a, b, c, d] = v.0;
     Version([a, b, c, d.saturating_add(1)])
 }
 
 /// Copies the config's release files (VERSION, manifests, linked files,
 /// the guide) into `root`, so the rehearsal edits copies only.
-fn copy_release_files(ws: &Workspace, root: &Path) -> Result<()> {
+pub(crate) fn copy_release_files(ws: &Workspace, root: &Path) -> Result<()> {
     let cfg = &ws.config;
     let mut files: Vec<&str> = vec![&cfg.version_file, &cfg.guide];
     files.extend(cfg.channels.values().map(|c| c.manifest.as_str()));
@@ -190,7 +190,7 @@ fn copy_release_files(ws: &Workspace, root: &Path) -> Result<()> {
 
 /// Makes the stand-in VM serve the workspace's current release, as
 /// production does before a release.
-fn seed_vm(sh: &Shell, ws: &Workspace) -> Result<()> {
+pub(crate) fn seed_vm(sh: &Shell, ws: &Workspace) -> Result<()> {
     let cfg = &ws.config;
     let stable = ws.channel("stable")?;
     let manifest = changes::read_text(&ws.root, &stable.manifest)?;

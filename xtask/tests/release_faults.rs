@@ -160,7 +160,9 @@ fn publish_keeps_the_fixed_url_answering_while_clobber_does_not() {
     // The poller spanned the swap: old bytes first, new bytes last.
     assert_eq!(ours.first().unwrap().len, Some(old_len), "{ours:?}");
     assert_eq!(ours.last().unwrap().len, Some(MIB + 4096));
-    assert!(ours.len() > 100, "too few probes: {}", ours.len());
+    // Both uploads run side by side for about 1.5 s; a loaded 2-core
+    // machine still gets well over 50 probes in.
+    assert!(ours.len() > 50, "too few probes: {}", ours.len());
 
     // Naive: `gh release upload --clobber` deletes first, then uploads.
     st.samples(3, MIB + 8192);
@@ -290,10 +292,18 @@ fn a_cut_short_upload_leaves_at_most_a_starter_and_the_next_publish_cleans_it() 
     // Whatever publish made of it: the live asset is the old one, and the
     // only other asset is a temporary one in state "starter".
     assert!(st.sb.asset_bytes("Update", "Nexy.dmg").unwrap() == old_dmg || run.code == 0);
+    // Uploads run side by side, so the cut may hit the PKG while the DMG
+    // arrives whole: a complete temporary DMG of the new bytes then waits
+    // for its swap, which the rerun does.
+    let new_sha = sha256_hex(&st.inbox_bytes("Nexy.dmg"));
     let names = asset_names(&st, "Update");
     for (name, state) in &names {
+        let complete_new =
+            name == &format!("Nexy.dmg.next-{}", &new_sha[..12]) && state == "uploaded";
         assert!(
-            name == "Nexy.dmg" || (name.starts_with("Nexy.dmg.next-") && state == "starter"),
+            name == "Nexy.dmg"
+                || (name.starts_with("Nexy.dmg.next-") && state == "starter")
+                || complete_new,
             "unexpected asset after a cut upload: {names:?}"
         );
     }

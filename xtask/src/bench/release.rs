@@ -35,7 +35,9 @@ use crate::{
     cli::{Bump, Publish, Release},
     config::{Workspace, INBOX},
     gh::Gh,
-    preflight, proc, publish, report,
+    preflight, proc, publish,
+    rehearse::{copy_release_files, next, seed_vm},
+    report,
     sandbox::{self, StandIn},
     verify,
     version::{self, Version},
@@ -849,55 +851,6 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let doy = (153 * mp + 2) / 5 + d - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     era * 146_097 + doe - 719_468
-}
-
-/// The next version: the last number plus one.
-fn next(v: Version) -> Version {
-    let [a, b, c, d] = v.0;
-    Version([a, b, c, d.saturating_add(1)])
-}
-
-/// Copies the config's release files (VERSION, manifests, linked files,
-/// the guide) into `root`, as `rehearse` does, so only copies are edited.
-fn copy_release_files(ws: &Workspace, root: &Path) -> Result<()> {
-    let cfg = &ws.config;
-    let mut files: Vec<&str> = vec![&cfg.version_file, &cfg.guide];
-    files.extend(cfg.channels.values().map(|c| c.manifest.as_str()));
-    files.extend(cfg.version_files.iter().map(|f| f.path.as_str()));
-    for rel in files {
-        let from = ws.root.join(rel);
-        if !from.is_file() {
-            continue;
-        }
-        let to = root.join(rel);
-        fs::create_dir_all(to.parent().context("a file has a parent")?)?;
-        fs::copy(&from, &to).with_context(|| format!("cannot copy {rel}"))?;
-    }
-    fs::create_dir_all(root.join(INBOX))?;
-    Ok(())
-}
-
-/// Makes the stand-in VM serve the workspace's current release, as
-/// production does before a release (as `rehearse` does).
-fn seed_vm(sh: &Shell, ws: &Workspace) -> Result<()> {
-    let cfg = &ws.config;
-    let stable = ws.channel("stable")?;
-    let manifest = changes::read_text(&ws.root, &stable.manifest)?;
-    let version = changes::read_text(&ws.root, &cfg.version_file)?
-        .trim()
-        .to_string();
-    let script = publish::sync_vm_script(
-        &cfg.azure.remote_base,
-        "manifest.json",
-        &version,
-        &manifest,
-        true,
-    );
-    let out = Az::new(sh, &cfg.azure.resource_group, &cfg.azure.vm_name).run_script(&script)?;
-    if out.marker("sync").is_none_or(|m| !m.starts_with("ok:")) {
-        bail!("seeding the stand-in VM failed: {}", out.stderr);
-    }
-    Ok(())
 }
 
 #[cfg(test)]
