@@ -396,8 +396,9 @@ fn render(report: &Report, ws: &Workspace) -> String {
     }
     if total == 0 {
         out.push_str(&format!(
-            "check: ok ({} linked files agree, manifest and guide valid, {} tracked files free of secrets)\n",
+            "check: ok ({} linked files agree, {} manifest(s) and the guide valid, {} tracked files free of secrets)\n",
             ws.config.version_files.len() + 2,
+            ws.config.channels.len(),
             report.scanned
         ));
     } else {

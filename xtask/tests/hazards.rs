@@ -1,0 +1,70 @@
+//! Stale bytes behind a fixed URL: caches in front of the download URL keep
+//! serving the old DMG for a while after a swap. `verify --deep` hashes
+//! what a client receives, waits within its bound, and names the source
+//! that disagrees when the wait is not enough.
+
+mod common;
+
+use std::time::Instant;
+
+use common::stage::Stage;
+use nexy_sandbox::Faults;
+
+fn released_then_replaced(stale_secs: u64) -> Stage {
+    let st = Stage::new();
+    assert_eq!(st.run(&["bump", "2.0.0.5"]).code, 0);
+    st.samples(1, 1 << 20);
+    assert_eq!(st.run(&["release"]).code, 0);
+    st.sb
+        .set_faults(Faults {
+            download_stale_secs: stale_secs,
+            ..Faults::default()
+        })
+        .unwrap();
+    assert_eq!(st.run(&["bump", "2.0.0.6"]).code, 0);
+    st.samples(2, (1 << 20) + 4096);
+    let run = st.run(&["publish"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    st
+}
+
+#[test]
+fn verify_deep_waits_out_a_briefly_stale_cache() {
+    let st = released_then_replaced(3);
+    let started = Instant::now();
+    let run = st.run(&["verify", "--deep", "--timeout", "20"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains("downloaded 1052672 bytes, sha256 matches"),
+        "{}",
+        run.stdout
+    );
+    // It had to wait: the public URL served the old bytes at first.
+    assert!(
+        started.elapsed().as_secs_f64() > 1.5,
+        "verify did not wait: {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn verify_deep_names_the_stale_public_url() {
+    let st = released_then_replaced(60);
+    let run = st.run(&["verify", "--deep", "--timeout", "2"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let failing: Vec<&str> = run.stdout.lines().filter(|l| l.contains("FAIL")).collect();
+    // Exactly the two public URLs disagree (both sit behind the cache).
+    assert_eq!(failing.len(), 2, "only the public URLs disagree:\n{}", run.stdout);
+    assert!(failing[0].trim_start().starts_with("dmg-url"), "{}", run.stdout);
+    assert!(failing[0].contains("the public URL disagrees"), "{}", run.stdout);
+    assert!(failing[1].trim_start().starts_with("pkg-asset"), "{}", run.stdout);
+    // The API digest and the manifest agree: the stale source is the cache.
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l.trim_start().starts_with("dmg-asset") && l.contains(" ok ")),
+        "{}",
+        run.stdout
+    );
+}
