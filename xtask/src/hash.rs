@@ -4,7 +4,12 @@
 //! memory stays flat whatever the size, and sha2 picks the CPU's SHA
 //! extensions at run time where they exist.
 
-use std::{fs::File, io::Read, path::Path};
+use std::{
+    fs::File,
+    io::Read,
+    path::Path,
+    sync::atomic::{AtomicU64, Ordering},
+};
 
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
@@ -22,8 +27,19 @@ pub fn file_digest(path: &Path) -> Result<FileDigest> {
     digest_reader(file).with_context(|| format!("cannot read {}", path.display()))
 }
 
+/// Hashes `path` like [`file_digest`], adding each chunk's length to
+/// `progress` as it goes (for a progress line).
+pub fn file_digest_counted(path: &Path, progress: &AtomicU64) -> Result<FileDigest> {
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    digest_counted(file, progress).with_context(|| format!("cannot read {}", path.display()))
+}
+
 /// Hashes everything `reader` yields, 1 MiB at a time.
-pub fn digest_reader(mut reader: impl Read) -> std::io::Result<FileDigest> {
+pub fn digest_reader(reader: impl Read) -> std::io::Result<FileDigest> {
+    digest_counted(reader, &AtomicU64::new(0))
+}
+
+fn digest_counted(mut reader: impl Read, progress: &AtomicU64) -> std::io::Result<FileDigest> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut size = 0u64;
@@ -34,6 +50,7 @@ pub fn digest_reader(mut reader: impl Read) -> std::io::Result<FileDigest> {
         }
         hasher.update(&buf[..n]);
         size += n as u64;
+        progress.fetch_add(n as u64, Ordering::Relaxed);
     }
     Ok(FileDigest {
         sha256: hex(&hasher.finalize()),

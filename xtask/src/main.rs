@@ -22,6 +22,7 @@ mod manifest;
 mod output;
 mod preflight;
 mod proc;
+mod progress;
 mod promote;
 mod publish;
 mod rehearse;

@@ -183,19 +183,32 @@ impl<'a> Job<'a> {
         }
         // Each artifact is hashed in its own thread: two streaming passes
         // side by side instead of one after the other.
-        let digests: Vec<Result<FileDigest>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = valid
-                .iter()
-                .map(|(_, path)| scope.spawn(move || hash::file_digest(path)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(anyhow::anyhow!("a hashing thread panicked")))
+        let total: u64 = valid
+            .iter()
+            .filter_map(|(_, p)| fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum();
+        let done = std::sync::atomic::AtomicU64::new(0);
+        let digests: Vec<Result<FileDigest>> =
+            crate::progress::with_progress("hashing", total, &done, || {
+                std::thread::scope(|scope| {
+                    let handles: Vec<_> = valid
+                        .iter()
+                        .map(|(_, path)| {
+                            let done = &done;
+                            scope.spawn(move || hash::file_digest_counted(path, done))
+                        })
+                        .collect();
+                    handles
+                        .into_iter()
+                        .map(|h| {
+                            h.join().unwrap_or_else(|_| {
+                                Err(anyhow::anyhow!("a hashing thread panicked"))
+                            })
+                        })
+                        .collect()
                 })
-                .collect()
-        });
+            });
         let mut out = Vec::new();
         for ((kind, path), digest) in valid.into_iter().zip(digests) {
             let tag = match kind {

@@ -192,7 +192,12 @@ fn every_kill_point_of_release_and_rollback_converges() {
     failures.extend(more);
     let injected = a + b;
     let ok = injected - failures.len();
-    println!("{injected} faults injected, {ok} converged ({release_steps} release and {rollback_steps} rollback requests)");
+    // Written past the test harness's capture, so that the line shows in
+    // every run, passing or not.
+    let line = format!(
+        "{injected} faults injected, {ok} converged ({release_steps} release and {rollback_steps} rollback requests)\n"
+    );
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
     assert!(
         injected >= 10,
         "too few kill points ({injected}); the matrix would prove little"

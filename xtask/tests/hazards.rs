@@ -55,10 +55,27 @@ fn verify_deep_names_the_stale_public_url() {
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
     let failing: Vec<&str> = run.stdout.lines().filter(|l| l.contains("FAIL")).collect();
     // Exactly the two public URLs disagree (both sit behind the cache).
-    assert_eq!(failing.len(), 2, "only the public URLs disagree:\n{}", run.stdout);
-    assert!(failing[0].trim_start().starts_with("dmg-url"), "{}", run.stdout);
-    assert!(failing[0].contains("the public URL disagrees"), "{}", run.stdout);
-    assert!(failing[1].trim_start().starts_with("pkg-asset"), "{}", run.stdout);
+    assert_eq!(
+        failing.len(),
+        2,
+        "only the public URLs disagree:\n{}",
+        run.stdout
+    );
+    assert!(
+        failing[0].trim_start().starts_with("dmg-url"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        failing[0].contains("the public URL disagrees"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        failing[1].trim_start().starts_with("pkg-asset"),
+        "{}",
+        run.stdout
+    );
     // The API digest and the manifest agree: the stale source is the cache.
     assert!(
         run.stdout
