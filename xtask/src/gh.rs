@@ -93,25 +93,21 @@ impl<'a> Gh<'a> {
 
     /// The release behind a fixed tag, or `None` when the tag has none.
     pub fn release(&self, tag: &str) -> Result<Option<Release>> {
+        let out = run_one(self.prepare_release(tag))?;
+        parse_release(&out, tag)
+    }
+
+    /// The release read, prepared to run beside others.
+    pub fn prepare_release(&self, tag: &str) -> Prepared {
         let (sh, host) = (self.sh, &self.host);
         let path = format!("repos/{}/releases/tags/{tag}", self.repo);
-        let out = proc::run(
-            cmd!(sh, "gh api --hostname {host} {path}"),
-            &format!("gh api {path}"),
-            API_TIMEOUT,
-        )?;
-        if !out.success() {
-            if out.stderr.contains("HTTP 404") {
-                return Ok(None);
-            }
-            bail!(
-                "`gh api {path}` failed: {}; check `gh auth status --hostname {host}`",
-                last_lines(&out.stderr, 2)
-            );
+        Prepared {
+            command: cmd!(sh, "gh api --hostname {host} {path}").into(),
+            what: format!("gh api {path}"),
+            failed: format!("`gh api {path}` failed (check `gh auth status --hostname {host}`)"),
+            timeout: API_TIMEOUT,
+            allow_404: true,
         }
-        let release: Release = serde_json::from_str(&out.stdout)
-            .with_context(|| format!("`gh api {path}` answered something that is not a release"))?;
-        Ok(Some(release))
     }
 
     /// Uploads `file` to the release of `tag` under the file's own name,
@@ -128,51 +124,49 @@ impl<'a> Gh<'a> {
             command: cmd!(sh, "gh release upload {tag} {file} -R {target}").into(),
             what: format!("gh release upload {tag} {name}"),
             failed: format!("uploading {name} to {tag} failed"),
+            timeout: UPLOAD_TIMEOUT,
+            allow_404: false,
         }
     }
 
     /// Renames an asset in place (`PATCH .../releases/assets/ID`).
     pub fn rename(&self, asset_id: u64, new_name: &str) -> Result<()> {
+        run_one(self.prepare_rename(asset_id, new_name)).map(|_| ())
+    }
+
+    pub fn prepare_rename(&self, asset_id: u64, new_name: &str) -> Prepared {
         let (sh, host) = (self.sh, &self.host);
         let path = format!("repos/{}/releases/assets/{asset_id}", self.repo);
         let field = format!("name={new_name}");
-        let out = proc::run(
-            cmd!(sh, "gh api --hostname {host} -X PATCH {path} -f {field}"),
-            &format!("gh api -X PATCH {path}"),
-            API_TIMEOUT,
-        )?;
-        if !out.success() {
-            bail!(
-                "renaming asset {asset_id} to {new_name} failed: {}",
-                last_lines(&out.stderr, 2)
-            );
+        Prepared {
+            command: cmd!(sh, "gh api --hostname {host} -X PATCH {path} -f {field}").into(),
+            what: format!("gh api -X PATCH {path}"),
+            failed: format!("renaming asset {asset_id} to {new_name} failed"),
+            timeout: API_TIMEOUT,
+            allow_404: false,
         }
-        Ok(())
     }
 
-    /// Deletes an asset by id.
+    /// Deletes an asset by id; an asset already gone is fine.
     pub fn delete(&self, asset_id: u64) -> Result<()> {
+        run_one(self.prepare_delete(asset_id)).map(|_| ())
+    }
+
+    pub fn prepare_delete(&self, asset_id: u64) -> Prepared {
         let (sh, host) = (self.sh, &self.host);
         let path = format!("repos/{}/releases/assets/{asset_id}", self.repo);
-        let out = proc::run(
-            cmd!(sh, "gh api --hostname {host} -X DELETE {path}"),
-            &format!("gh api -X DELETE {path}"),
-            API_TIMEOUT,
-        )?;
-        if !out.success() && !out.stderr.contains("HTTP 404") {
-            bail!(
-                "deleting asset {asset_id} failed: {}",
-                last_lines(&out.stderr, 2)
-            );
+        Prepared {
+            command: cmd!(sh, "gh api --hostname {host} -X DELETE {path}").into(),
+            what: format!("gh api -X DELETE {path}"),
+            failed: format!("deleting asset {asset_id} failed"),
+            timeout: API_TIMEOUT,
+            allow_404: true,
         }
-        Ok(())
     }
 
     /// Downloads one asset of `tag` into `dir`.
     pub fn download(&self, tag: &str, name: &str, dir: &Path) -> Result<()> {
-        run_all(vec![self.prepare_download(tag, name, dir)])
-            .pop()
-            .unwrap_or_else(|| Err(anyhow::anyhow!("the download did not run")))
+        run_one(self.prepare_download(tag, name, dir)).map(|_| ())
     }
 
     /// The download, prepared to run beside others (see [`run_all`]).
@@ -187,38 +181,72 @@ impl<'a> Gh<'a> {
             .into(),
             what: format!("gh release download {tag} --pattern {name}"),
             failed: format!("downloading {name} from {tag} failed"),
+            timeout: UPLOAD_TIMEOUT,
+            allow_404: false,
         }
     }
 }
 
-/// A long gh transfer, built on the one Shell, to run later.
+/// A gh call built on the one Shell, to run later, possibly beside
+/// others (different assets, so independent).
 pub struct Prepared {
     command: std::process::Command,
     what: String,
     failed: String,
+    timeout: Duration,
+    /// A 404 is an answer (a missing release or asset), not a failure.
+    allow_404: bool,
 }
 
-/// Runs transfers side by side (they are independent: different assets),
-/// each bounded; one result per transfer, in order.
-pub fn run_all(prepared: Vec<Prepared>) -> Vec<Result<()>> {
-    let failed: Vec<String> = prepared.iter().map(|p| p.failed.clone()).collect();
+/// Runs calls side by side, each bounded; one result per call, in order.
+/// A failed call's error carries gh's last words.
+pub fn run_outputs(prepared: Vec<Prepared>) -> Vec<Result<proc::Output>> {
+    let checks: Vec<(String, bool)> = prepared
+        .iter()
+        .map(|p| (p.failed.clone(), p.allow_404))
+        .collect();
     let outputs = proc::run_parallel(
         prepared
             .into_iter()
-            .map(|p| (p.command, p.what, UPLOAD_TIMEOUT))
+            .map(|p| (p.command, p.what, p.timeout))
             .collect(),
     );
     outputs
         .into_iter()
-        .zip(failed)
-        .map(|(out, failed)| {
+        .zip(checks)
+        .map(|(out, (failed, allow_404))| {
             let out = out?;
-            if !out.success() {
+            let answered_404 = allow_404 && out.stderr.contains("HTTP 404");
+            if !(out.success() || answered_404) {
                 bail!("{failed}: {}", last_lines(&out.stderr, 3));
             }
-            Ok(())
+            Ok(out)
         })
         .collect()
+}
+
+/// [`run_outputs`] for calls whose output does not matter.
+pub fn run_all(prepared: Vec<Prepared>) -> Vec<Result<()>> {
+    run_outputs(prepared)
+        .into_iter()
+        .map(|r| r.map(|_| ()))
+        .collect()
+}
+
+fn run_one(prepared: Prepared) -> Result<proc::Output> {
+    run_outputs(vec![prepared])
+        .pop()
+        .unwrap_or_else(|| Err(anyhow::anyhow!("the gh call did not run")))
+}
+
+/// A release from `gh api .../releases/tags/TAG`; `None` on 404.
+pub fn parse_release(out: &proc::Output, tag: &str) -> Result<Option<Release>> {
+    if !out.success() {
+        return Ok(None);
+    }
+    let release: Release = serde_json::from_str(&out.stdout)
+        .with_context(|| format!("gh's answer for the release `{tag}` is not a release"))?;
+    Ok(Some(release))
 }
 
 /// The last `n` non-empty lines of a command's output, joined.

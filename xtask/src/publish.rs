@@ -592,6 +592,29 @@ impl<'a> Job<'a> {
                 .iter()
                 .take_while(|s| matches!(s, Step::Archive { .. } | Step::Upload { .. }))
                 .count();
+            // The swaps run phase by phase across all assets.
+            let swaps: Vec<&Local> = steps[i..]
+                .iter()
+                .map_while(|s| match s {
+                    Step::Swap { local } => Some(local),
+                    _ => None,
+                })
+                .collect();
+            if !swaps.is_empty() {
+                let n = swaps.len();
+                for step in &steps[i..i + n] {
+                    journal.record("start", step)?;
+                }
+                self.swap_all(&swaps)?;
+                if swaps.iter().any(|l| l.kind == Kind::Dmg) {
+                    swapped_at = Some(Instant::now());
+                }
+                for step in &steps[i..i + n] {
+                    journal.record("done", step)?;
+                }
+                i += n;
+                continue;
+            }
             if batch > 0 {
                 let transfers = &steps[i..i + batch];
                 for step in transfers {
@@ -608,9 +631,6 @@ impl<'a> Job<'a> {
             i += 1;
             journal.record("start", step)?;
             self.apply(step)?;
-            if matches!(step, Step::Swap { local } if local.kind == Kind::Dmg) {
-                swapped_at = Some(Instant::now());
-            }
             if let (Step::SyncVm { .. }, Some(at)) = (step, swapped_at) {
                 crate::say!(
                     "  DMG swap to VM manifest sync: {:.2}s (clients could see the new DMG with the old checksum and would refuse it)",
@@ -758,7 +778,7 @@ impl<'a> Job<'a> {
                 );
                 gh.rename(asset.id, name)?;
             }
-            Step::Swap { local } => self.swap(local)?,
+            Step::Swap { local } => self.swap_all(&[local])?,
             Step::WriteManifest { change } => {
                 crate::say!("  write {}", change.rel);
                 changes::apply(std::slice::from_ref(change))?;
@@ -786,53 +806,80 @@ impl<'a> Job<'a> {
         Ok(())
     }
 
-    /// Checks the uploaded temporary asset, then renames it over the live
-    /// one: live -> `.prev-`, temp -> fixed name, delete `.prev-`.
-    fn swap(&self, local: &Local) -> Result<()> {
+    /// Checks each uploaded temporary asset, then swaps them in: live ->
+    /// `.prev-`, temp -> fixed name, delete `.prev-`. Each phase runs for
+    /// all assets side by side, so every fixed URL is missing for one API
+    /// round trip and the swaps take as long as one.
+    fn swap_all(&self, locals: &[&Local]) -> Result<()> {
         let gh = self.gh();
-        let temp = local.temp_name();
-        let release = gh
-            .release(&local.tag)?
-            .context("the release disappeared during publish")?;
-        let uploaded = release.asset(&temp).with_context(|| {
-            format!(
-                "the uploaded {temp} is not in {}; run publish again",
-                local.tag
-            )
-        })?;
-        if !matches_local(uploaded, local) {
-            let _ = gh.delete(uploaded.id);
-            bail!(
-                "the uploaded {temp} does not match the local file (size {} vs {}, digest {:?} vs sha256:{}, state {}); it was removed and the live asset is untouched; run publish again",
-                uploaded.size,
-                local.digest.size,
-                uploaded.digest,
-                local.digest.sha256,
-                uploaded.state
-            );
+        let reads =
+            crate::gh::run_outputs(locals.iter().map(|l| gh.prepare_release(&l.tag)).collect());
+        let mut plans = Vec::new();
+        for (local, read) in locals.iter().zip(reads) {
+            let temp = local.temp_name();
+            let release = crate::gh::parse_release(&read?, &local.tag)?
+                .context("the release disappeared during publish")?;
+            let uploaded = release
+                .asset(&temp)
+                .with_context(|| {
+                    format!(
+                        "the uploaded {temp} is not in {}; run `cargo xtask publish` again",
+                        local.tag
+                    )
+                })?
+                .clone();
+            if !matches_local(&uploaded, local) {
+                let _ = gh.delete(uploaded.id);
+                bail!(
+                    "the uploaded {temp} does not match the local file (size {} vs {}, digest {:?} vs sha256:{}, state {}); it was removed and the live asset is untouched; run `cargo xtask publish` again",
+                    uploaded.size,
+                    local.digest.size,
+                    uploaded.digest,
+                    local.digest.sha256,
+                    uploaded.state
+                );
+            }
+            let live = release.asset(local.name()).map(|a| {
+                let prev = format!(
+                    "{}{PREV}{}",
+                    local.name(),
+                    a.sha256().map_or("unknown", |s| &s[..12.min(s.len())])
+                );
+                (a.id, prev)
+            });
+            plans.push((*local, uploaded.id, live));
         }
         let started = Instant::now();
-        let mut prev = None;
-        if let Some(live) = release.asset(local.name()) {
-            let prev_name = format!(
-                "{}{PREV}{}",
-                local.name(),
-                live.sha256().map_or("unknown", |s| &s[..12.min(s.len())])
-            );
-            gh.rename(live.id, &prev_name)?;
-            prev = Some(live.id);
-        }
-        gh.rename(uploaded.id, local.name())?;
+        let first: Vec<_> = plans
+            .iter()
+            .filter_map(|(_, _, live)| live.as_ref().map(|(id, prev)| gh.prepare_rename(*id, prev)))
+            .collect();
+        crate::gh::run_all(first)
+            .into_iter()
+            .collect::<Result<Vec<()>>>()?;
+        let second: Vec<_> = plans
+            .iter()
+            .map(|(local, id, _)| gh.prepare_rename(*id, local.name()))
+            .collect();
+        crate::gh::run_all(second)
+            .into_iter()
+            .collect::<Result<Vec<()>>>()?;
         let gap = started.elapsed();
-        if let Some(id) = prev {
-            gh.delete(id)?;
+        let cleanup: Vec<_> = plans
+            .iter()
+            .filter_map(|(_, _, live)| live.as_ref().map(|(id, _)| gh.prepare_delete(*id)))
+            .collect();
+        crate::gh::run_all(cleanup)
+            .into_iter()
+            .collect::<Result<Vec<()>>>()?;
+        for (local, _, _) in &plans {
+            crate::say!(
+                "  swapped {} in {} (fixed URL missing for at most {:.0} ms)",
+                local.name(),
+                local.tag,
+                gap.as_secs_f64() * 1000.0
+            );
         }
-        crate::say!(
-            "  swapped {} in {} (fixed URL missing for {:.0} ms)",
-            local.name(),
-            local.tag,
-            gap.as_secs_f64() * 1000.0
-        );
         Ok(())
     }
 
