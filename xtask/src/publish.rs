@@ -565,6 +565,14 @@ impl<'a> Job<'a> {
         manifest: Option<FileChange>,
         dry_run: bool,
     ) -> Result<()> {
+        // The lock comes before reading live state, so that the state the
+        // plan is made from cannot be changed by another run of ours. A
+        // dry run writes nothing, not even the lock.
+        let _lock = if dry_run {
+            None
+        } else {
+            Some(Lock::take(&self.ws.root.join(INBOX).join(".release.lock"))?)
+        };
         let live = self.live(locals)?;
         let steps = self.plan(locals, manifest.as_ref(), &live)?;
         if dry_run {
@@ -572,7 +580,6 @@ impl<'a> Job<'a> {
             crate::say!("dry run: nothing was uploaded, renamed, deleted or written");
             return Ok(());
         }
-        let _lock = Lock::take(&self.ws.root.join(INBOX).join(".release.lock"))?;
         // Staging directories of a run that was killed hold only symlinks;
         // with the lock held, no other run can be using them.
         if let Ok(entries) = fs::read_dir(self.ws.root.join(INBOX)) {
@@ -819,6 +826,16 @@ impl<'a> Job<'a> {
             let temp = local.temp_name();
             let release = crate::gh::parse_release(&read?, &local.tag)?
                 .context("the release disappeared during publish")?;
+            // A call of an interrupted run that was still in flight may have
+            // finished this swap meanwhile: then there is nothing to do.
+            if release.asset(&temp).is_none()
+                && release
+                    .asset(local.name())
+                    .is_some_and(|a| matches_local(a, local))
+            {
+                crate::say!("  {} in {} is already swapped in", local.name(), local.tag);
+                continue;
+            }
             let uploaded = release
                 .asset(&temp)
                 .with_context(|| {
@@ -1116,6 +1133,10 @@ pub fn base64_decode(text: &str) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// How long a run that takes over a dead run's lock waits for that run's
+/// in-flight calls (a gh call takes well under a second).
+const STALE_SETTLE_SECS: u64 = 2;
+
 /// One release at a time: an exclusive lock file holding our pid.
 pub struct Lock(PathBuf);
 
@@ -1142,6 +1163,11 @@ impl Lock {
                         );
                     }
                     // The holder died (killed mid-release): its lock is stale.
+                    // API calls it had in flight (gh processes of its own)
+                    // may still land; give them a bounded moment first, so
+                    // that the live state read next is settled.
+                    crate::say!("  a previous run (pid {pid}) died mid-release; waiting {STALE_SETTLE_SECS} s for its last API calls to land");
+                    std::thread::sleep(std::time::Duration::from_secs(STALE_SETTLE_SECS));
                     let _ = fs::remove_file(path);
                 }
                 Err(e) => {
