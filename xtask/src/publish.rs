@@ -440,7 +440,10 @@ impl<'a> Job<'a> {
                 .join(INBOX)
                 .join(".archive")
                 .join(&live_version);
-            if dir.join(ARCHIVE_DONE).is_file() {
+            // An archive made when that version was published (from the
+            // local files) is the rollback point, if it holds what is live.
+            let archived_manifest = fs::read_to_string(dir.join(self.manifest_file())).ok();
+            if dir.join(ARCHIVE_DONE).is_file() && archived_manifest == live.vm.manifest {
                 archive.push(Step::Skip {
                     what: format!("archive of {live_version}"),
                     why: "already archived".into(),
@@ -653,6 +656,57 @@ impl<'a> Job<'a> {
                 .filter(|s| !matches!(s, Step::Skip { .. }))
                 .count()
         );
+        if let Some(change) = &manifest {
+            self.archive_published(locals, &change.new)?;
+        }
+        Ok(())
+    }
+
+    /// Keeps a copy of what was just published, with its manifest, as the
+    /// rollback point of its version: when the next release replaces it,
+    /// nothing has to be downloaded. Copies, not hard links: a later `cp`
+    /// over the inbox file would otherwise change the archive too.
+    fn archive_published(&self, locals: &[Local], manifest_text: &str) -> Result<()> {
+        let Some(version) = manifest::parse("the published manifest", manifest_text)?
+            .get("version")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+        else {
+            return Ok(());
+        };
+        let dir = self.ws.root.join(INBOX).join(".archive").join(&version);
+        let manifest_path = dir.join(self.manifest_file());
+        if dir.join(ARCHIVE_DONE).is_file()
+            && fs::read_to_string(&manifest_path).ok().as_deref() == Some(manifest_text)
+        {
+            return Ok(());
+        }
+        let staging = self
+            .ws
+            .root
+            .join(INBOX)
+            .join(".archive")
+            .join(format!(".{version}.partial"));
+        let _ = fs::remove_dir_all(&staging);
+        fs::create_dir_all(&staging)
+            .with_context(|| format!("cannot create {}", staging.display()))?;
+        for local in locals {
+            fs::copy(&local.path, staging.join(local.name()))
+                .with_context(|| format!("cannot archive {}", local.path.display()))?;
+        }
+        fs::write(staging.join(self.manifest_file()), manifest_text)
+            .with_context(|| format!("cannot write the manifest into {}", staging.display()))?;
+        if let Err(why) = archive_consistent(&staging, Some(manifest_text)) {
+            let _ = fs::remove_dir_all(&staging);
+            crate::say!("  warning: no archive of {version}: {why}");
+            return Ok(());
+        }
+        fs::write(staging.join(ARCHIVE_DONE), format!("{version}\n"))
+            .with_context(|| format!("cannot mark {} complete", staging.display()))?;
+        let _ = fs::remove_dir_all(&dir);
+        fs::rename(&staging, &dir)
+            .with_context(|| format!("cannot move the archive into {}", dir.display()))?;
+        crate::say!("  kept {version} as a rollback point in {}", dir.display());
         Ok(())
     }
 
@@ -675,6 +729,8 @@ impl<'a> Job<'a> {
                     ..
                 } => {
                     crate::say!("  archive live {version} -> {}", dir.display());
+                    // An archive that does not hold what is live is replaced whole.
+                    let _ = fs::remove_dir_all(dir);
                     fs::create_dir_all(dir)
                         .with_context(|| format!("cannot create {}", dir.display()))?;
                     for (tag, name) in assets {

@@ -226,7 +226,8 @@ fn rollback_dry_run_after_a_release_pair_changes_nothing() {
         "rollback 2.0.0.6 -> 2.0.0.5",
         "warning: this does not downgrade clients",
         "plan for channel stable:",
-        "archive live 2.0.0.6 into",
+        // 2.0.0.6 was kept as a rollback point when it was published.
+        "skip archive of 2.0.0.6: already archived",
         &format!(
             "$ gh release upload Update <staging>/Nexy.dmg.next-{} -R {GH_REPO}",
             &sha256_hex(&old_dmg)[..12]
@@ -248,8 +249,10 @@ fn rollback_dry_run_after_a_release_pair_changes_nothing() {
     assert_unchanged(&st, &before, "rollback --dry-run");
     assert_eq!(st.vm_manifest(), new_manifest);
     assert_eq!(st.fx.read(MANIFEST), new_manifest);
-    assert!(
-        !st.fx.path("release_inbox/.archive/2.0.0.6").exists(),
-        "the dry run archived 2.0.0.6"
-    );
+    // 2.0.0.6's archive was made by its real publish, before the dry run;
+    // assert_unchanged above proves the dry run did not touch it.
+    assert!(st
+        .fx
+        .path("release_inbox/.archive/2.0.0.6/.complete")
+        .is_file());
 }
