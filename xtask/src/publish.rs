@@ -593,6 +593,10 @@ impl<'a> Job<'a> {
             }
         }
         let journal = Journal::open(&self.ws.root.join(INBOX).join(".journal.jsonl"))?;
+        let archive_copy = match &manifest {
+            Some(change) => self.start_archive_copy(locals, &change.new)?,
+            None => None,
+        };
         let mut swapped_at: Option<Instant> = None;
         let mut i = 0;
         while i < steps.len() {
@@ -656,30 +660,45 @@ impl<'a> Job<'a> {
                 .filter(|s| !matches!(s, Step::Skip { .. }))
                 .count()
         );
-        if let Some(change) = &manifest {
-            self.archive_published(locals, &change.new)?;
+        if let Some(copy) = archive_copy {
+            self.finish_archive_copy(copy)?;
         }
         Ok(())
     }
 
-    /// Keeps a copy of what was just published, with its manifest, as the
-    /// rollback point of its version: when the next release replaces it,
-    /// nothing has to be downloaded. Copies, not hard links: a later `cp`
-    /// over the inbox file would otherwise change the archive too.
-    fn archive_published(&self, locals: &[Local], manifest_text: &str) -> Result<()> {
-        let Some(version) = manifest::parse("the published manifest", manifest_text)?
+    /// Starts copying what is being published into the archive, as the
+    /// rollback point of its version, beside the uploads: when the next
+    /// release replaces it, nothing has to be downloaded. Copies, not hard
+    /// links: a later `cp` over the inbox file would change the archive too.
+    /// `None` when that archive already holds exactly this release.
+    fn start_archive_copy(
+        &self,
+        locals: &[Local],
+        manifest_text: &str,
+    ) -> Result<Option<ArchiveCopy>> {
+        let map = manifest::parse("the published manifest", manifest_text)?;
+        let Some(version) = map
             .get("version")
             .and_then(Value::as_str)
             .map(str::to_string)
         else {
-            return Ok(());
+            return Ok(None);
         };
         let dir = self.ws.root.join(INBOX).join(".archive").join(&version);
         let manifest_path = dir.join(self.manifest_file());
         if dir.join(ARCHIVE_DONE).is_file()
             && fs::read_to_string(&manifest_path).ok().as_deref() == Some(manifest_text)
         {
-            return Ok(());
+            return Ok(None);
+        }
+        // Only bytes the manifest describes make a rollback point.
+        let want = map
+            .get("artifact")
+            .and_then(|a| a.get("sha256"))
+            .and_then(Value::as_str);
+        let dmg = locals.iter().find(|l| l.kind == Kind::Dmg);
+        if dmg.is_none_or(|d| Some(d.digest.sha256.as_str()) != want) {
+            return Ok(None);
         }
         let staging = self
             .ws
@@ -690,17 +709,44 @@ impl<'a> Job<'a> {
         let _ = fs::remove_dir_all(&staging);
         fs::create_dir_all(&staging)
             .with_context(|| format!("cannot create {}", staging.display()))?;
-        for local in locals {
-            fs::copy(&local.path, staging.join(local.name()))
-                .with_context(|| format!("cannot archive {}", local.path.display()))?;
-        }
-        fs::write(staging.join(self.manifest_file()), manifest_text)
-            .with_context(|| format!("cannot write the manifest into {}", staging.display()))?;
-        if let Err(why) = archive_consistent(&staging, Some(manifest_text)) {
+        let files: Vec<(PathBuf, PathBuf)> = locals
+            .iter()
+            .map(|l| (l.path.clone(), staging.join(l.name())))
+            .collect();
+        let handle = std::thread::spawn(move || -> std::io::Result<()> {
+            for (from, to) in files {
+                fs::copy(from, to)?;
+            }
+            Ok(())
+        });
+        Ok(Some(ArchiveCopy {
+            version,
+            dir,
+            staging,
+            manifest: manifest_text.to_string(),
+            handle,
+        }))
+    }
+
+    /// Completes the archive once everything was published.
+    fn finish_archive_copy(&self, copy: ArchiveCopy) -> Result<()> {
+        let ArchiveCopy {
+            version,
+            dir,
+            staging,
+            manifest,
+            handle,
+        } = copy;
+        let copied = handle
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the copy thread panicked")));
+        if let Err(err) = copied {
             let _ = fs::remove_dir_all(&staging);
-            crate::say!("  warning: no archive of {version}: {why}");
+            crate::say!("  warning: no rollback point kept for {version}: {err}");
             return Ok(());
         }
+        fs::write(staging.join(self.manifest_file()), &manifest)
+            .with_context(|| format!("cannot write the manifest into {}", staging.display()))?;
         fs::write(staging.join(ARCHIVE_DONE), format!("{version}\n"))
             .with_context(|| format!("cannot mark {} complete", staging.display()))?;
         let _ = fs::remove_dir_all(&dir);
@@ -1055,6 +1101,15 @@ pub fn archive_consistent(
             want.unwrap_or_else(|| "nothing".into())
         ))
     }
+}
+
+/// A copy into the archive running beside the publish.
+struct ArchiveCopy {
+    version: String,
+    dir: PathBuf,
+    staging: PathBuf,
+    manifest: String,
+    handle: std::thread::JoinHandle<std::io::Result<()>>,
 }
 
 /// The file that marks an archive directory as complete.

@@ -500,6 +500,10 @@ fn kill_and_rerun(point: KillPoint) -> String {
     let old_pkg = st.sb.asset_bytes("App", "Nexy.pkg").unwrap();
     let live_id = asset_id(&st, "Update", "Nexy.dmg");
     next_release(&st, "2.0.0.6", 2, 4096);
+    // Publish keeps what it published as a rollback point; without it (a
+    // fresh runner) the live release is downloaded into the archive first,
+    // which is the step these kill points need to reach.
+    std::fs::remove_dir_all(st.fx.path("release_inbox/.archive/2.0.0.5")).unwrap();
     kill_at(&st, point, live_id);
 
     // What a client sees now, before the rerun.
