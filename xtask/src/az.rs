@@ -67,12 +67,23 @@ impl<'a> Az<'a> {
 
     /// Runs `script` with bash on the VM and returns what it printed.
     pub fn run_script(&self, script: &str) -> Result<ScriptOutput> {
+        let (command, what, timeout) = self.prepare_script(script);
+        self.finish(proc::run_command(command, &what, timeout)?)
+    }
+
+    /// The run-command, built on the Shell, to run beside other calls.
+    pub fn prepare_script(&self, script: &str) -> (std::process::Command, String, Duration) {
         let (sh, rg, vm) = (self.sh, &self.resource_group, &self.vm);
-        let out = proc::run(
-            cmd!(sh, "az vm run-command invoke -g {rg} -n {vm} --command-id RunShellScript --scripts {script}"),
-            &format!("az vm run-command invoke -g {rg} -n {vm}"),
+        (
+            cmd!(sh, "az vm run-command invoke -g {rg} -n {vm} --command-id RunShellScript --scripts {script}").into(),
+            format!("az vm run-command invoke -g {rg} -n {vm}"),
             RUN_TIMEOUT,
-        )?;
+        )
+    }
+
+    /// The script's output from az's answer, or what went wrong and the fix.
+    pub fn finish(&self, out: proc::Output) -> Result<ScriptOutput> {
+        let (rg, vm) = (&self.resource_group, &self.vm);
         if !out.success() {
             let said = last_lines(&out.stderr, 2);
             let fix = if said.contains("az login") {

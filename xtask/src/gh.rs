@@ -214,15 +214,32 @@ pub fn run_outputs(prepared: Vec<Prepared>) -> Vec<Result<proc::Output>> {
     outputs
         .into_iter()
         .zip(checks)
-        .map(|(out, (failed, allow_404))| {
-            let out = out?;
-            let answered_404 = allow_404 && out.stderr.contains("HTTP 404");
-            if !(out.success() || answered_404) {
-                bail!("{failed}: {}", last_lines(&out.stderr, 3));
-            }
-            Ok(out)
-        })
+        .map(|(out, (failed, allow_404))| check(out?, &failed, allow_404))
         .collect()
+}
+
+/// A finished call's output, or its failure with gh's last words.
+fn check(out: proc::Output, failed: &str, allow_404: bool) -> Result<proc::Output> {
+    let answered_404 = allow_404 && out.stderr.contains("HTTP 404");
+    if !(out.success() || answered_404) {
+        bail!("{failed}: {}", last_lines(&out.stderr, 3));
+    }
+    Ok(out)
+}
+
+impl Prepared {
+    /// The parts `proc::run_parallel` takes, and the check of the output.
+    pub fn into_parts(
+        self,
+    ) -> (
+        (std::process::Command, String, Duration),
+        impl FnOnce(proc::Output) -> Result<proc::Output>,
+    ) {
+        let (failed, allow_404) = (self.failed, self.allow_404);
+        ((self.command, self.what, self.timeout), move |out| {
+            check(out, &failed, allow_404)
+        })
+    }
 }
 
 /// [`run_outputs`] for calls whose output does not matter.

@@ -124,9 +124,25 @@ impl Publish {
         }
         let mut job = Job::new(sh, ws, &self.channel)?;
         let inbox = ws.root.join(ws.inbox_dir(&self.channel));
-        let locals = job.locals(&inbox)?;
+        let valid = job.validated(&inbox)?;
+        let lock = job.lock(self.dry_run)?;
+        // Hashing (local disk and CPU) and reading live state (network)
+        // do not depend on each other: they run side by side.
+        let mut tags: Vec<String> = valid.iter().map(|(kind, _)| job.tag_of(*kind)).collect();
+        tags.dedup();
+        let channel = job.channel.clone();
+        let (locals, live) = std::thread::scope(|scope| {
+            let hashing = scope.spawn(|| hash_locals(&valid, &channel));
+            let live = job.live_of(&tags);
+            let locals = hashing
+                .join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("the hashing thread panicked")));
+            (locals, live)
+        });
+        let locals = locals?;
+        let live = live?;
         let manifest = job.new_manifest(&locals, None)?;
-        job.execute(&locals, manifest, self.dry_run)
+        job.execute_with(&locals, manifest, live, self.dry_run, lock)
     }
 }
 
@@ -166,6 +182,12 @@ impl<'a> Job<'a> {
 
     /// Validates and hashes the artifacts in `inbox` (one streaming pass each).
     pub fn locals(&self, inbox: &Path) -> Result<Vec<Local>> {
+        hash_locals(&self.validated(inbox)?, &self.channel)
+    }
+
+    /// The artifacts in `inbox`, each checked (regular file, DMG trailer,
+    /// xar magic); every problem is reported together.
+    pub fn validated(&self, inbox: &Path) -> Result<Vec<(Kind, PathBuf)>> {
         let present = artifact::present(inbox);
         if present.is_empty() {
             bail!(
@@ -181,54 +203,18 @@ impl<'a> Job<'a> {
                 Err(err) => problems.push(format!("{err:#}")),
             }
         }
-        // Each artifact is hashed in its own thread: two streaming passes
-        // side by side instead of one after the other.
-        let total: u64 = valid
-            .iter()
-            .filter_map(|(_, p)| fs::metadata(p).ok())
-            .map(|m| m.len())
-            .sum();
-        let done = std::sync::atomic::AtomicU64::new(0);
-        let digests: Vec<Result<FileDigest>> =
-            crate::progress::with_progress("hashing", total, &done, || {
-                std::thread::scope(|scope| {
-                    let handles: Vec<_> = valid
-                        .iter()
-                        .map(|(_, path)| {
-                            let done = &done;
-                            scope.spawn(move || hash::file_digest_counted(path, done))
-                        })
-                        .collect();
-                    handles
-                        .into_iter()
-                        .map(|h| {
-                            h.join().unwrap_or_else(|_| {
-                                Err(anyhow::anyhow!("a hashing thread panicked"))
-                            })
-                        })
-                        .collect()
-                })
-            });
-        let mut out = Vec::new();
-        for ((kind, path), digest) in valid.into_iter().zip(digests) {
-            let tag = match kind {
-                Kind::Dmg => self.channel.dmg_tag.clone(),
-                Kind::Pkg => self.channel.pkg_tag.clone(),
-            };
-            out.push(Local {
-                kind,
-                path,
-                digest: digest?,
-                tag,
-            });
-        }
         if !problems.is_empty() {
             bail!(
                 "the inbox is not fit to publish:\n  {}",
                 problems.join("\n  ")
             );
         }
-        Ok(out)
+        Ok(valid)
+    }
+
+    /// The fixed tag an artifact goes to on this channel.
+    pub fn tag_of(&self, kind: Kind) -> String {
+        tag_for(&self.channel, kind)
     }
 
     /// The manifest to publish: the repository's manifest with the DMG's
@@ -318,12 +304,31 @@ impl<'a> Job<'a> {
 
     /// Reads the live releases and the VM.
     pub fn live(&self, locals: &[Local]) -> Result<Live> {
-        let gh = self.gh();
-        let mut releases = Vec::new();
-        let mut tags: Vec<&String> = locals.iter().map(|l| &l.tag).collect();
+        let mut tags: Vec<String> = locals.iter().map(|l| l.tag.clone()).collect();
         tags.dedup();
+        self.live_of(&tags)
+    }
+
+    /// Reads the fixed releases and the VM, all calls side by side.
+    pub fn live_of(&self, tags: &[String]) -> Result<Live> {
+        let gh = self.gh();
+        let az = self.az();
+        let mut commands = Vec::new();
+        let mut checks = Vec::new();
         for tag in tags {
-            match gh.release(tag)? {
+            let (parts, check) = gh.prepare_release(tag).into_parts();
+            commands.push(parts);
+            checks.push(check);
+        }
+        commands.push(az.prepare_script(&read_vm_script(
+            &self.ws.config.azure.remote_base,
+            &self.manifest_file(),
+        )));
+        let mut outputs = proc::run_parallel(commands);
+        let vm_out = outputs.pop().context("the VM read did not run")??;
+        let mut releases = Vec::new();
+        for ((tag, out), check) in tags.iter().zip(outputs).zip(checks) {
+            match crate::gh::parse_release(&check(out?)?, tag)? {
                 Some(r) => releases.push((tag.clone(), r)),
                 None => bail!(
                     "{} has no release for the fixed tag `{tag}`; a maintainer must restore it (this tool never creates tags)",
@@ -338,36 +343,7 @@ impl<'a> Job<'a> {
         }
         Ok(Live {
             releases,
-            vm: self.read_vm()?,
-        })
-    }
-
-    fn read_vm(&self) -> Result<VmState> {
-        let out = self.az().run_script(&read_vm_script(
-            &self.ws.config.azure.remote_base,
-            &self.manifest_file(),
-        ))?;
-        if out.marker("read") != Some("ok") {
-            bail!(
-                "reading the VM's manifest printed no verdict (stderr: {}); check the VM with `az vm run-command invoke`",
-                crate::gh::last_lines(&out.stderr, 2)
-            );
-        }
-        let manifest = match out.marker("manifest_b64") {
-            Some(b64) if !b64.is_empty() => Some(
-                String::from_utf8(
-                    base64_decode(b64).context("the VM's manifest came back garbled")?,
-                )
-                .context("the VM's manifest is not UTF-8")?,
-            ),
-            _ => None,
-        };
-        Ok(VmState {
-            manifest,
-            server_version: out
-                .marker("server_version")
-                .filter(|v| !v.is_empty())
-                .map(str::to_string),
+            vm: vm_state(az.finish(vm_out)?)?,
         })
     }
 
@@ -568,15 +544,30 @@ impl<'a> Job<'a> {
         manifest: Option<FileChange>,
         dry_run: bool,
     ) -> Result<()> {
-        // The lock comes before reading live state, so that the state the
-        // plan is made from cannot be changed by another run of ours. A
-        // dry run writes nothing, not even the lock.
-        let _lock = if dry_run {
-            None
-        } else {
-            Some(Lock::take(&self.ws.root.join(INBOX).join(".release.lock"))?)
-        };
+        let lock = self.lock(dry_run)?;
         let live = self.live(locals)?;
+        self.execute_with(locals, manifest, live, dry_run, lock)
+    }
+
+    /// The release lock. It comes before reading live state, so that the
+    /// state the plan is made from cannot be changed by another run of
+    /// ours. A dry run writes nothing, not even the lock.
+    pub fn lock(&self, dry_run: bool) -> Result<Option<Lock>> {
+        if dry_run {
+            return Ok(None);
+        }
+        Lock::take(&self.ws.root.join(INBOX).join(".release.lock")).map(Some)
+    }
+
+    /// Plans from `live` and applies the plan (or prints it), holding `_lock`.
+    pub fn execute_with(
+        &mut self,
+        locals: &[Local],
+        manifest: Option<FileChange>,
+        live: Live,
+        dry_run: bool,
+        _lock: Option<Lock>,
+    ) -> Result<()> {
         let steps = self.plan(locals, manifest.as_ref(), &live)?;
         if dry_run {
             crate::output::say_raw(&self.render_plan(&steps));
@@ -1136,6 +1127,79 @@ fn tempdir_in(parent: &Path) -> Result<PathBuf> {
         }
     }
     bail!("cannot create a staging directory in {}", parent.display())
+}
+
+/// The VM's manifest and version from the read script's markers.
+fn vm_state(out: crate::az::ScriptOutput) -> Result<VmState> {
+    if out.marker("read") != Some("ok") {
+        bail!(
+            "reading the VM's manifest printed no verdict (stderr: {}); check the VM with `az vm run-command invoke`",
+            crate::gh::last_lines(&out.stderr, 2)
+        );
+    }
+    let manifest = match out.marker("manifest_b64") {
+        Some(b64) if !b64.is_empty() => Some(
+            String::from_utf8(base64_decode(b64).context("the VM's manifest came back garbled")?)
+                .context("the VM's manifest is not UTF-8")?,
+        ),
+        _ => None,
+    };
+    Ok(VmState {
+        manifest,
+        server_version: out
+            .marker("server_version")
+            .filter(|v| !v.is_empty())
+            .map(str::to_string),
+    })
+}
+
+fn tag_for(channel: &Channel, kind: Kind) -> String {
+    match kind {
+        Kind::Dmg => channel.dmg_tag.clone(),
+        Kind::Pkg => channel.pkg_tag.clone(),
+    }
+}
+
+/// Hashes each artifact in its own thread (two streaming passes side by
+/// side), with a progress line.
+fn hash_locals(valid: &[(Kind, PathBuf)], channel: &Channel) -> Result<Vec<Local>> {
+    let total: u64 = valid
+        .iter()
+        .filter_map(|(_, p)| fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    let done = std::sync::atomic::AtomicU64::new(0);
+    let digests: Vec<Result<FileDigest>> =
+        crate::progress::with_progress("hashing", total, &done, || {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = valid
+                    .iter()
+                    .map(|(_, path)| {
+                        let done = &done;
+                        scope.spawn(move || hash::file_digest_counted(path, done))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join()
+                            .unwrap_or_else(|_| Err(anyhow::anyhow!("a hashing thread panicked")))
+                    })
+                    .collect()
+            })
+        });
+    valid
+        .iter()
+        .zip(digests)
+        .map(|((kind, path), digest)| {
+            Ok(Local {
+                kind: *kind,
+                path: path.clone(),
+                digest: digest?,
+                tag: tag_for(channel, *kind),
+            })
+        })
+        .collect()
 }
 
 /// The read-only script that reports the VM's manifest and version.
