@@ -584,10 +584,11 @@ impl<'a> Job<'a> {
             }
         }
         let journal = Journal::open(&self.ws.root.join(INBOX).join(".journal.jsonl"))?;
-        let archive_copy = match &manifest {
-            Some(change) => self.start_archive_copy(locals, &change.new)?,
-            None => None,
-        };
+        // The copy of this release into its archive starts once the uploads
+        // are done (it would compete with them for the disk and the CPU) and
+        // runs beside the swaps and the VM sync.
+        let mut archive_copy = None;
+        let mut copy_started = false;
         let mut swapped_at: Option<Instant> = None;
         let mut i = 0;
         while i < steps.len() {
@@ -605,6 +606,12 @@ impl<'a> Job<'a> {
                     _ => None,
                 })
                 .collect();
+            if !copy_started && !steps[i..].iter().any(|s| matches!(s, Step::Upload { .. })) {
+                copy_started = true;
+                if let Some(change) = &manifest {
+                    archive_copy = self.start_archive_copy(locals, &change.new)?;
+                }
+            }
             if !swaps.is_empty() {
                 let n = swaps.len();
                 for step in &steps[i..i + n] {
@@ -651,6 +658,9 @@ impl<'a> Job<'a> {
                 .filter(|s| !matches!(s, Step::Skip { .. }))
                 .count()
         );
+        if let (false, Some(change)) = (copy_started, &manifest) {
+            archive_copy = self.start_archive_copy(locals, &change.new)?;
+        }
         if let Some(copy) = archive_copy {
             self.finish_archive_copy(copy)?;
         }
