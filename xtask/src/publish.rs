@@ -17,7 +17,7 @@ use std::{
     fs,
     io::Write,
     path::{Path, PathBuf},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use anyhow::{bail, Context, Result};
@@ -969,22 +969,41 @@ impl<'a> Job<'a> {
             });
             plans.push((*local, uploaded.id, live));
         }
-        let started = Instant::now();
-        let first: Vec<_> = plans
+        // Each asset's two renames run back to back, so its fixed URL is
+        // missing for one round trip; the assets' chains run side by side.
+        let chains: Vec<Vec<_>> = plans
             .iter()
-            .filter_map(|(_, _, live)| live.as_ref().map(|(id, prev)| gh.prepare_rename(*id, prev)))
+            .map(|(local, id, live)| {
+                let mut chain = Vec::new();
+                if let Some((live_id, prev)) = live {
+                    chain.push(gh.prepare_rename(*live_id, prev).into_parts());
+                }
+                chain.push(gh.prepare_rename(*id, local.name()).into_parts());
+                chain
+            })
             .collect();
-        crate::gh::run_all(first)
-            .into_iter()
-            .collect::<Result<Vec<()>>>()?;
-        let second: Vec<_> = plans
-            .iter()
-            .map(|(local, id, _)| gh.prepare_rename(*id, local.name()))
-            .collect();
-        crate::gh::run_all(second)
-            .into_iter()
-            .collect::<Result<Vec<()>>>()?;
-        let gap = started.elapsed();
+        let gaps: Vec<Result<Duration>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = chains
+                .into_iter()
+                .map(|chain| {
+                    scope.spawn(move || -> Result<Duration> {
+                        let started = Instant::now();
+                        for ((command, what, timeout), check) in chain {
+                            check(proc::run_command(command, &what, timeout)?)?;
+                        }
+                        Ok(started.elapsed())
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("a swap thread panicked")))
+                })
+                .collect()
+        });
+        let gaps = gaps.into_iter().collect::<Result<Vec<Duration>>>()?;
         let cleanup: Vec<_> = plans
             .iter()
             .filter_map(|(_, _, live)| live.as_ref().map(|(id, _)| gh.prepare_delete(*id)))
@@ -992,7 +1011,7 @@ impl<'a> Job<'a> {
         crate::gh::run_all(cleanup)
             .into_iter()
             .collect::<Result<Vec<()>>>()?;
-        for (local, _, _) in &plans {
+        for ((local, _, _), gap) in plans.iter().zip(gaps) {
             crate::say!(
                 "  swapped {} in {} (fixed URL missing for at most {:.0} ms)",
                 local.name(),
