@@ -335,6 +335,9 @@ pub fn find_root(explicit: Option<&Path>) -> Result<PathBuf> {
 #[derive(Debug, Clone)]
 pub struct Workspace {
     pub root: PathBuf,
+    /// The file the config was read from (the stand-in's config is
+    /// derived from it, `keygen` writes the public key into it).
+    pub config_path: PathBuf,
     pub config: Config,
 }
 
@@ -345,7 +348,11 @@ impl Workspace {
         let root = find_root(root)?;
         let config_path = config.map_or_else(|| root.join("release.toml"), Path::to_path_buf);
         let config = Config::load(&config_path)?;
-        Ok(Workspace { root, config })
+        Ok(Workspace {
+            root,
+            config_path,
+            config,
+        })
     }
 
     /// The channel named on the command line.

@@ -125,41 +125,18 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         Command::Samples(task) => task.run()?,
         Command::Bench(task) => {
             let ws = load()?;
-            let config = cli
-                .global
-                .config
-                .clone()
-                .unwrap_or_else(|| ws.root.join("release.toml"));
-            task.run(&sh, &ws, &config)?;
+            task.run(&sh, &ws, &ws.config_path)?;
         }
         Command::Promote(task) => return Ok(verdict(task.run(&sh, &load()?)?)),
         Command::Keygen(task) => {
             let ws = load()?;
-            let config = cli
-                .global
-                .config
-                .clone()
-                .unwrap_or_else(|| ws.root.join("release.toml"));
-            task.run(&ws, &config)?;
+            task.run(&ws, &ws.config_path)?;
         }
         Command::Rehearse(task) => {
             let ws = load()?;
-            let config = cli
-                .global
-                .config
-                .clone()
-                .unwrap_or_else(|| ws.root.join("release.toml"));
-            return Ok(verdict(task.run(&sh, &ws, &config)?));
+            return Ok(verdict(task.run(&sh, &ws, &ws.config_path)?));
         }
-        Command::Sandbox(task) => {
-            let ws = load()?;
-            let config = cli
-                .global
-                .config
-                .clone()
-                .unwrap_or_else(|| ws.root.join("release.toml"));
-            task.run(&sh, &config)?;
-        }
+        Command::Sandbox(task) => task.run(&sh, &load()?.config_path)?,
     }
     Ok(ExitCode::SUCCESS)
 }
