@@ -28,17 +28,7 @@ fn fault_upload_5xx_gh_retries_then_fails() {
         ..Default::default()
     })
     .unwrap();
-    let o = gh(
-        &sb,
-        &[
-            "release",
-            "upload",
-            "Update",
-            f.to_str().unwrap(),
-            "-R",
-            REPO,
-        ],
-    );
+    let o = gh_upload(&sb, "Update", f.to_str().unwrap(), &[]);
     assert_eq!(o.code, 1);
     assert!(o.stderr.contains("HTTP 502"), "{}", o.stderr);
     assert_eq!(
@@ -65,17 +55,7 @@ fn fault_upload_5xx_once_gh_retry_succeeds() {
     });
     let data = bytes(100_000, 10);
     let f = write_file(&scratch(&sb, "g"), "Nexy.dmg", &data);
-    let o = gh(
-        &sb,
-        &[
-            "release",
-            "upload",
-            "Update",
-            f.to_str().unwrap(),
-            "-R",
-            REPO,
-        ],
-    );
+    let o = gh_upload(&sb, "Update", f.to_str().unwrap(), &[]);
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert_eq!(upload_posts(&sb), vec![503, 201]);
     assert_eq!(sb.asset_bytes("Update", "Nexy.dmg").unwrap(), data);
@@ -93,17 +73,7 @@ fn fault_upload_cut_short_leaves_starter_asset() {
         ..Default::default()
     })
     .unwrap();
-    let o = gh(
-        &sb,
-        &[
-            "release",
-            "upload",
-            "Update",
-            f.to_str().unwrap(),
-            "-R",
-            REPO,
-        ],
-    );
+    let o = gh_upload(&sb, "Update", f.to_str().unwrap(), &[]);
     assert_eq!(o.code, 1, "{}", o.stderr);
     let posts = upload_posts(&sb);
     assert_eq!(posts[0], 0, "first upload dropped without an answer");
@@ -116,20 +86,7 @@ fn fault_upload_cut_short_leaves_starter_asset() {
     assert_eq!(a["digest"], serde_json::Value::Null);
     // A broken upload cannot be downloaded.
     let dl = scratch(&sb, "dl");
-    let o = gh(
-        &sb,
-        &[
-            "release",
-            "download",
-            "Update",
-            "-R",
-            REPO,
-            "--pattern",
-            "Nexy.dmg",
-            "--dir",
-            dl.to_str().unwrap(),
-        ],
-    );
+    let o = gh_download(&sb, "Update", "Nexy.dmg", dl.to_str().unwrap(), &[]);
     assert_eq!(o.code, 1);
     assert_eq!(
         get(
@@ -140,18 +97,7 @@ fn fault_upload_cut_short_leaves_starter_asset() {
         404
     );
     // --clobber deletes the starter and uploads again (fault was for upload #1 only).
-    let o = gh(
-        &sb,
-        &[
-            "release",
-            "upload",
-            "Update",
-            f.to_str().unwrap(),
-            "-R",
-            REPO,
-            "--clobber",
-        ],
-    );
+    let o = gh_upload(&sb, "Update", f.to_str().unwrap(), &["--clobber"]);
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert_eq!(sb.asset_bytes("Update", "Nexy.dmg").unwrap().len(), 300_000);
 }
@@ -306,20 +252,12 @@ fn fault_download_dropped_mid_body() {
     assert_eq!(o.code, 1);
     assert!(o.stderr.contains("unexpected EOF"), "{}", o.stderr);
     // Second download (fault used up) is whole.
-    let o = gh(
+    let o = gh_download(
         &sb,
-        &[
-            "release",
-            "download",
-            "Update",
-            "-R",
-            REPO,
-            "--pattern",
-            "Nexy.dmg",
-            "--dir",
-            dl.to_str().unwrap(),
-            "--clobber",
-        ],
+        "Update",
+        "Nexy.dmg",
+        dl.to_str().unwrap(),
+        &["--clobber"],
     );
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert_eq!(std::fs::read(dl.join("Nexy.dmg")).unwrap(), data);
@@ -352,18 +290,7 @@ fn fault_public_download_serves_stale_bytes_for_a_while() {
     })
     .unwrap();
     let f = write_file(&scratch(&sb, "s"), "Nexy.dmg", &v2);
-    let o = gh(
-        &sb,
-        &[
-            "release",
-            "upload",
-            "Update",
-            f.to_str().unwrap(),
-            "-R",
-            REPO,
-            "--clobber",
-        ],
-    );
+    let o = gh_upload(&sb, "Update", f.to_str().unwrap(), &["--clobber"]);
     assert_eq!(o.code, 0, "{}", o.stderr);
     let changed = Instant::now();
     let url = format!("http://github.localhost/{REPO}/releases/download/Update/Nexy.dmg");

@@ -252,20 +252,12 @@ fn gh_download_is_byte_identical() {
     let data = bytes(1_234_567, 3);
     sb.seed_asset("Update", "Nexy.dmg", &data).unwrap();
     let dir = scratch(&sb, "dl");
-    let o = gh(
+    let o = gh_download(
         &sb,
-        &[
-            "release",
-            "download",
-            "Update",
-            "-R",
-            REPO,
-            "--pattern",
-            "Nexy.dmg",
-            "--dir",
-            dir.to_str().unwrap(),
-            "--clobber",
-        ],
+        "Update",
+        "Nexy.dmg",
+        dir.to_str().unwrap(),
+        &["--clobber"],
     );
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert_eq!(std::fs::read(dir.join("Nexy.dmg")).unwrap(), data);
@@ -285,17 +277,7 @@ fn gh_api_digest_rename_and_404() {
     let dir = scratch(&sb, "api");
     let data = bytes(50_000, 4);
     let f = write_file(&dir, "Nexy.dmg", &data);
-    let o = gh(
-        &sb,
-        &[
-            "release",
-            "upload",
-            "Update",
-            f.to_str().unwrap(),
-            "-R",
-            REPO,
-        ],
-    );
+    let o = gh_upload(&sb, "Update", f.to_str().unwrap(), &[]);
     assert_eq!(o.code, 0, "{}", o.stderr);
 
     let o = gh(&sb, &["api", &format!("repos/{REPO}/releases/tags/Update")]);
@@ -496,17 +478,7 @@ fn gh_immutable_release_refuses_changes() {
     assert_eq!(sb.requests().iter().filter(|r| r.status == 422).count(), 3);
 
     sb.set_immutable("Update", false).unwrap();
-    let o = gh(
-        &sb,
-        &[
-            "release",
-            "upload",
-            "Update",
-            f.to_str().unwrap(),
-            "-R",
-            REPO,
-        ],
-    );
+    let o = gh_upload(&sb, "Update", f.to_str().unwrap(), &[]);
     assert_eq!(o.code, 0, "{}", o.stderr);
 }
 

@@ -85,6 +85,30 @@ pub fn gh(sb: &Sandbox, args: &[&str]) -> Out {
     run_env(sb, GH, args, Duration::from_secs(60))
 }
 
+/// `gh release upload TAG FILE -R REPO` and `extra` (e.g. `--clobber`).
+pub fn gh_upload(sb: &Sandbox, tag: &str, file: &str, extra: &[&str]) -> Out {
+    let mut args = vec!["release", "upload", tag, file, "-R", REPO];
+    args.extend_from_slice(extra);
+    gh(sb, &args)
+}
+
+/// `gh release download TAG -R REPO --pattern NAME --dir DIR` and `extra`.
+pub fn gh_download(sb: &Sandbox, tag: &str, name: &str, dir: &str, extra: &[&str]) -> Out {
+    let mut args = vec![
+        "release",
+        "download",
+        tag,
+        "-R",
+        REPO,
+        "--pattern",
+        name,
+        "--dir",
+        dir,
+    ];
+    args.extend_from_slice(extra);
+    gh(sb, &args)
+}
+
 pub fn az(sb: &Sandbox, args: &[&str]) -> Out {
     let az = sb.state_dir().join("bin").join("az");
     run_env(
