@@ -24,11 +24,7 @@ mod release;
 use std::{
     fmt::Write as _,
     fs,
-    io::Read,
     path::{Path, PathBuf},
-    process::{Command, Stdio},
-    sync::atomic::Ordering,
-    thread,
     time::{Duration, Instant},
 };
 
@@ -252,64 +248,24 @@ pub fn measure(
     timeout: Duration,
     sample_memory: bool,
 ) -> Result<Measured> {
-    let mut command: Command = cmd.into();
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let started = Instant::now();
-    let mut child = command
-        .spawn()
-        .with_context(|| format!("cannot run `{what}`; is it installed and on PATH?"))?;
-    proc::SPAWNED.fetch_add(1, Ordering::Relaxed);
-    let status_file = PathBuf::from(format!("/proc/{}/status", child.id()));
-    let mut out = child.stdout.take().context("no stdout pipe")?;
-    let mut err = child.stderr.take().context("no stderr pipe")?;
-    let out_reader = thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = out.read_to_end(&mut buf);
-        buf
-    });
-    let err_reader = thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = err.read_to_end(&mut buf);
-        buf
-    });
-    let deadline = started + timeout;
     let mut peak_kib: Option<u64> = None;
-    let mut next_sample = started;
-    let (status, wall) = loop {
-        if let Some(status) = child
-            .try_wait()
-            .context("cannot wait for a child process")?
-        {
-            break (status, started.elapsed());
-        }
-        let now = Instant::now();
-        if sample_memory && now >= next_sample {
-            if let Some(kib) = vm_hwm_kib(&status_file) {
-                peak_kib = Some(peak_kib.map_or(kib, |p| p.max(kib)));
+    let mut next_sample = Instant::now();
+    let (out, wall) =
+        proc::run_watched(cmd.into(), what, timeout, Duration::from_millis(1), |pid| {
+            let now = Instant::now();
+            if sample_memory && now >= next_sample {
+                if let Some(kib) = vm_hwm_kib(Path::new(&format!("/proc/{pid}/status"))) {
+                    peak_kib = Some(peak_kib.map_or(kib, |p| p.max(kib)));
+                }
+                next_sample = now + Duration::from_millis(5);
             }
-            next_sample = now + Duration::from_millis(5);
-        }
-        if now >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!(
-                "`{what}` did not finish within {}s and was stopped",
-                timeout.as_secs()
-            );
-        }
-        thread::sleep(Duration::from_millis(1));
-    };
-    let stdout = out_reader.join().unwrap_or_default();
-    let stderr = err_reader.join().unwrap_or_default();
+        })?;
     Ok(Measured {
         wall,
         peak_kib,
-        code: status.code(),
-        stdout: String::from_utf8_lossy(&stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        code: out.code,
+        stdout: out.stdout,
+        stderr: out.stderr,
     })
 }
 

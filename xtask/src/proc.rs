@@ -60,11 +60,25 @@ pub fn run_parallel(commands: Vec<(Command, String, Duration)>) -> Vec<Result<Ou
 }
 
 /// Runs an already built command; see [`run`].
-pub fn run_command(mut command: Command, what: &str, timeout: Duration) -> Result<Output> {
+pub fn run_command(command: Command, what: &str, timeout: Duration) -> Result<Output> {
+    run_watched(command, what, timeout, Duration::from_millis(5), |_| {}).map(|(out, _)| out)
+}
+
+/// Runs `command` to completion or until `timeout`, polling every `poll`
+/// and calling `on_tick` with the child's pid at each poll (the benchmarks
+/// sample its memory there); returns the output and the wall time.
+pub fn run_watched(
+    mut command: Command,
+    what: &str,
+    timeout: Duration,
+    poll: Duration,
+    mut on_tick: impl FnMut(u32),
+) -> Result<(Output, Duration)> {
     command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    let started = Instant::now();
     let mut child = command
         .spawn()
         .with_context(|| format!("cannot run `{what}`; is it installed and on PATH?"))?;
@@ -81,14 +95,15 @@ pub fn run_command(mut command: Command, what: &str, timeout: Duration) -> Resul
         let _ = err.read_to_end(&mut buf);
         buf
     });
-    let deadline = Instant::now() + timeout;
-    let status = loop {
+    let deadline = started + timeout;
+    let (status, wall) = loop {
         if let Some(status) = child
             .try_wait()
             .context("cannot wait for a child process")?
         {
-            break status;
+            break (status, started.elapsed());
         }
+        on_tick(child.id());
         if Instant::now() >= deadline {
             let _ = child.kill();
             let _ = child.wait();
@@ -97,15 +112,18 @@ pub fn run_command(mut command: Command, what: &str, timeout: Duration) -> Resul
                 timeout.as_secs()
             );
         }
-        thread::sleep(Duration::from_millis(5));
+        thread::sleep(poll);
     };
     let stdout = out_reader.join().unwrap_or_default();
     let stderr = err_reader.join().unwrap_or_default();
-    Ok(Output {
-        code: status.code(),
-        stdout: String::from_utf8_lossy(&stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&stderr).into_owned(),
-    })
+    Ok((
+        Output {
+            code: status.code(),
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        },
+        wall,
+    ))
 }
 
 /// `text` quoted for a POSIX shell: single quotes, with `'` written as
