@@ -38,6 +38,25 @@ pub struct Faults {
     /// For this many seconds after an asset of a name changes (deleted, uploaded,
     /// renamed), the public download URL keeps serving the previous bytes.
     pub download_stale_secs: u64,
+    /// Requests matching a rule answer its `status` (GitHub's JSON error)
+    /// without being handled, as a GitHub front end failing one call does.
+    pub fails: Vec<Fail>,
+}
+
+/// A request that fails: `method` (any when absent), `path_contains` in
+/// the absolute URL and, when set, `body_contains` in the body; `times`
+/// times after the faults were set (every time when absent).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Fail {
+    #[serde(default)]
+    pub method: Option<String>,
+    pub path_contains: String,
+    #[serde(default)]
+    pub body_contains: Option<String>,
+    pub status: u16,
+    #[serde(default)]
+    pub times: Option<u32>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -113,6 +132,20 @@ impl Faults {
         crate::util::write_atomic(path, text.as_bytes())
     }
 
+    /// The first `fails` rule that matches a request, by index.
+    pub fn fail_for(&self, method: &str, url: &str, body: &[u8]) -> Option<usize> {
+        self.fails.iter().position(|f| {
+            f.method
+                .as_deref()
+                .map(|m| m.eq_ignore_ascii_case(method))
+                .unwrap_or(true)
+                && url.contains(&f.path_contains)
+                && f.body_contains
+                    .as_deref()
+                    .is_none_or(|needle| String::from_utf8_lossy(body).contains(needle))
+        })
+    }
+
     /// The delay (ms) that applies to a request, summed over matching rules.
     pub fn delay_for(&self, method: &str, url: &str) -> u64 {
         let total: u64 = self
@@ -150,5 +183,17 @@ mod tests {
         assert_eq!(f.delay_for("get", "http://x/releases/tags/Update"), 5);
         assert_eq!(f.delay_for("POST", "http://x/releases/tags/Update"), 0);
         assert!(serde_json::from_str::<Faults>(r#"{"nope":1}"#).is_err());
+        let f: Faults = serde_json::from_str(
+            r#"{"fails":[{"method":"PATCH","path_contains":"/releases/assets/",
+                "body_contains":"\"name\":\"Nexy.dmg\"}","status":502,"times":1}]}"#,
+        )
+        .unwrap();
+        let url = "http://api.github.localhost/repos/O/R/releases/assets/7";
+        assert_eq!(f.fail_for("PATCH", url, br#"{"name":"Nexy.dmg"}"#), Some(0));
+        assert_eq!(
+            f.fail_for("PATCH", url, br#"{"name":"Nexy.dmg.prev-1"}"#),
+            None
+        );
+        assert_eq!(f.fail_for("DELETE", url, b""), None);
     }
 }

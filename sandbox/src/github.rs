@@ -550,9 +550,9 @@ fn asset_route(app: &App, req: &Req, full: &str, id: &str) -> Result<Response> {
             if a.state != "uploaded" {
                 return Ok(not_found());
             }
+            // Counted in memory; the next change of the store writes it.
             a.download_count += 1;
             let url = storage_url(req, app, &a.blob.clone(), &a.name.clone());
-            st.save()?;
             Ok(Response::empty(302).with_header("Location", &url))
         }
         "DELETE" => {
@@ -631,26 +631,41 @@ fn upload(app: &App, req: &Req, full: &str, id: &str) -> Result<Response> {
         )
         .with_header("Connection", "close"));
     }
+    // The body is written and hashed outside the store lock: GitHub goes
+    // on answering other requests (downloads of the live assets above all)
+    // while a large upload lands. The asset appears only once complete, and
+    // the checks run again under the lock, since the release may have
+    // changed meanwhile. The dot-name keeps `gc_blobs` off the partial blob.
+    let (aid, tmp, path) = {
+        let mut st = lock(&app.store);
+        if let Err(r) = upload_target(&mut st, full, id, &asset_name) {
+            return Ok(r);
+        }
+        let aid = st.alloc_id();
+        (
+            aid,
+            st.blob_path(&format!(".upload-{aid}")),
+            st.blob_path(&aid.to_string()),
+        )
+    };
+    if let Err(err) = std::fs::write(&tmp, &req.body) {
+        // The dot-name keeps gc_blobs off it, so it is removed here.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(err).with_context(|| format!("write {}", tmp.display()));
+    }
+    let sha256 = crate::util::sha256_hex(&req.body);
     let mut st = lock(&app.store);
-    let Some(name) = st.canonical(full) else {
-        return Ok(not_found());
+    let (name, rel) = match upload_target(&mut st, full, id, &asset_name) {
+        Ok(found) => found,
+        Err(r) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Ok(r);
+        }
     };
-    let aid = st.alloc_id();
-    let Some(repo) = st.repo_mut(full) else {
-        return Ok(not_found());
-    };
-    let Some(rel) = repo.releases.iter_mut().find(|r| r.id == id) else {
-        return Ok(not_found());
-    };
-    if rel.immutable {
-        return Ok(immutable("Cannot upload assets to an immutable release."));
+    if let Err(err) = std::fs::rename(&tmp, &path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(err).with_context(|| format!("rename to {}", path.display()));
     }
-    if rel.assets.iter().any(|a| a.name == asset_name) {
-        return Ok(validation("ReleaseAsset", "already_exists", "name", None));
-    }
-    let blob = aid.to_string();
-    let path = st.blob_path(&blob);
-    std::fs::write(&path, &req.body).with_context(|| format!("write {}", path.display()))?;
     let now = crate::util::now_ms();
     let a = Asset {
         id: aid,
@@ -662,17 +677,11 @@ fn upload(app: &App, req: &Req, full: &str, id: &str) -> Result<Response> {
             .to_string(),
         size: req.body.len() as u64,
         state: if req.cut { "starter" } else { "uploaded" }.to_string(),
-        sha256: crate::util::sha256_hex(&req.body),
+        sha256,
         created_ms: now,
         updated_ms: now,
         download_count: 0,
-        blob,
-    };
-    let Some(repo) = st.repo_mut(full) else {
-        return Ok(not_found());
-    };
-    let Some(rel) = repo.releases.iter_mut().find(|r| r.id == id) else {
-        return Ok(not_found());
+        blob: aid.to_string(),
     };
     let tag = rel.tag_name.clone();
     let out = asset_json(&name, &tag, &a);
@@ -687,6 +696,28 @@ fn upload(app: &App, req: &Req, full: &str, id: &str) -> Result<Response> {
         return Ok(r);
     }
     Ok(Response::json(201, &out))
+}
+
+/// The release an upload goes to, with the repository's canonical name,
+/// or GitHub's answer when there is none or it refuses the asset.
+fn upload_target<'a>(
+    st: &'a mut Store,
+    full: &str,
+    id: u64,
+    asset_name: &str,
+) -> std::result::Result<(String, &'a mut crate::store::Release), Response> {
+    let name = st.canonical(full).ok_or_else(not_found)?;
+    let rel = st
+        .repo_mut(full)
+        .and_then(|repo| repo.releases.iter_mut().find(|r| r.id == id))
+        .ok_or_else(not_found)?;
+    if rel.immutable {
+        return Err(immutable("Cannot upload assets to an immutable release."));
+    }
+    if rel.assets.iter().any(|a| a.name == asset_name) {
+        return Err(validation("ReleaseAsset", "already_exists", "name", None));
+    }
+    Ok((name, rel))
 }
 
 /// `GET /<owner>/<repo>/releases/download/<tag>/<name>` on `github.localhost`
@@ -736,9 +767,11 @@ pub fn public_download(app: &App, req: &Req, stale_secs: u64) -> Result<Response
     else {
         return Ok(Response::text(404, "Not Found"));
     };
+    // Counted in memory, not written per download: a poller asks every
+    // 10 ms, and rewriting the state file each time would slow every other
+    // request. The next change of the store writes the count.
     a.download_count += 1;
     let (blob, n) = (a.blob.clone(), a.name.clone());
-    st.save()?;
     Ok(Response::empty(302).with_header("Location", &storage_url(req, app, &blob, &n)))
 }
 

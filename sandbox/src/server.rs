@@ -33,6 +33,8 @@ pub struct FaultState {
     pub faults: Faults,
     pub uploads: u32,
     pub drops: u32,
+    /// How often each `fails` rule has answered so far.
+    pub failed: Vec<u32>,
 }
 
 /// Shared server state.
@@ -63,6 +65,7 @@ impl App {
             faults: f,
             uploads: 0,
             drops: 0,
+            failed: Vec::new(),
         };
         Ok(())
     }
@@ -230,6 +233,7 @@ impl Sandbox {
                 faults: Faults::default(),
                 uploads: 0,
                 drops: 0,
+                failed: Vec::new(),
             }),
         });
         app.set_faults(faults)?;
@@ -648,9 +652,12 @@ fn serve_conn(app: &App, stream: TcpStream) -> Result<()> {
         if delay > 0 {
             std::thread::sleep(Duration::from_millis(delay.min(MAX_SLEEP_MS)));
         }
-        let mut resp = match dispatch(app, &req) {
-            Ok(r) => r,
-            Err(e) => Response::json(500, &json!({"message": format!("nexy-sandbox: {e:#}")})),
+        let mut resp = match injected_failure(app, &req) {
+            Some(r) => r,
+            None => match dispatch(app, &req) {
+                Ok(r) => r,
+                Err(e) => Response::json(500, &json!({"message": format!("nexy-sandbox: {e:#}")})),
+            },
         };
         if req.path.starts_with("/_storage/") && resp.status == 200 {
             let mut fs = lock(&app.faults);
@@ -683,6 +690,24 @@ fn serve_conn(app: &App, stream: TcpStream) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The answer of a `fails` rule that matches `req` and has answers left.
+fn injected_failure(app: &App, req: &Req) -> Option<Response> {
+    let mut fs = lock(&app.faults);
+    let i = fs.faults.fail_for(&req.method, &req.url, &req.body)?;
+    let rule = fs.faults.fails[i].clone();
+    if fs.failed.len() <= i {
+        fs.failed.resize(i + 1, 0);
+    }
+    if rule.times.is_some_and(|t| fs.failed[i] >= t) {
+        return None;
+    }
+    fs.failed[i] += 1;
+    Some(Response::json(
+        rule.status,
+        &json!({"message": "Server Error (sandbox fault)"}),
+    ))
 }
 
 fn dispatch(app: &App, req: &Req) -> Result<Response> {

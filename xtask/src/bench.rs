@@ -5,10 +5,10 @@
 //!
 //! 1. hashing: our streaming sha256 against `openssl dgst` and `sha256sum`
 //!    on the same warm file, and each one's peak memory on two file sizes;
-//! 2. the release against the local stand-in, stage by stage, with the
-//!    `gh`/`az` processes it spawned and the bytes it uploaded, next to the
-//!    floor (one plain upload of the same bytes) and the naive
-//!    `gh release upload --clobber` flow;
+//! 2. the release against the local stand-in, stage by stage (the median
+//!    of three), with the `gh`/`az` processes it spawned and the bytes it
+//!    uploaded, next to the floor (one plain upload of the same bytes) and
+//!    the naive `gh release upload --clobber` flow;
 //! 3. availability of the fixed download URLs while each flow publishes;
 //! 4. `cargo xtask check` warm, and the xtask's cold build.
 //!

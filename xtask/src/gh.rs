@@ -7,17 +7,25 @@
 //! and the token never appears on a command line: gh reads it from its own
 //! config or from `GH_TOKEN` in the environment.
 
-use std::{path::Path, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use xshell::{cmd, Shell};
 
-use crate::proc;
+use crate::{
+    proc,
+    progress::{self, FileWatch, Meter},
+};
 
 /// Uploads of ~270 MB must finish in this time or the step fails.
 const UPLOAD_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 const API_TIMEOUT: Duration = Duration::from_secs(120);
+/// What gh itself sends with `-f` fields.
+const JSON_CONTENT_TYPE: &str = "Content-Type: application/json; charset=utf-8";
 
 /// A release as the REST API returns it (the fields we use).
 #[derive(Debug, Clone, Deserialize)]
@@ -131,20 +139,37 @@ impl<'a> Gh<'a> {
 
     /// Renames an asset in place (`PATCH .../releases/assets/ID`).
     pub fn rename(&self, asset_id: u64, new_name: &str) -> Result<()> {
-        run_one(self.prepare_rename(asset_id, new_name)).map(|_| ())
+        self.stage_rename(asset_id, new_name)?.fire().map(|_| ())
     }
 
-    pub fn prepare_rename(&self, asset_id: u64, new_name: &str) -> Prepared {
+    /// The rename, started and connected but not yet sent: `gh api --input -`
+    /// waits for the JSON body (`{"name":"NEW"}`, what `-f name=NEW` sends)
+    /// until [`StagedCall::fire`]. Only calls that do nothing without their
+    /// body may be staged: if our process dies, the pipe closes and gh
+    /// sends an empty body, and an empty PATCH renames nothing. A DELETE
+    /// needs no body, so deletes are never staged.
+    pub fn stage_rename(&self, asset_id: u64, new_name: &str) -> Result<StagedCall> {
         let (sh, host) = (self.sh, &self.host);
         let path = format!("repos/{}/releases/assets/{asset_id}", self.repo);
-        let field = format!("name={new_name}");
-        Prepared {
-            command: cmd!(sh, "gh api --hostname {host} -X PATCH {path} -f {field}").into(),
-            what: format!("gh api -X PATCH {path}"),
+        let content_type = JSON_CONTENT_TYPE;
+        let what = format!("gh api -X PATCH {path}");
+        let staged = proc::stage(
+            cmd!(
+                sh,
+                "gh api --hostname {host} -X PATCH {path} -H {content_type} --input -"
+            )
+            .into(),
+            &what,
+            API_TIMEOUT,
+        )?;
+        Ok(StagedCall {
+            staged,
+            body: serde_json::json!({ "name": new_name })
+                .to_string()
+                .into_bytes(),
             failed: format!("renaming asset {asset_id} to {new_name} failed"),
-            timeout: API_TIMEOUT,
             allow_404: false,
-        }
+        })
     }
 
     /// Deletes an asset by id; an asset already gone is fine.
@@ -164,12 +189,8 @@ impl<'a> Gh<'a> {
         }
     }
 
-    /// Downloads one asset of `tag` into `dir`.
-    pub fn download(&self, tag: &str, name: &str, dir: &Path) -> Result<()> {
-        run_one(self.prepare_download(tag, name, dir)).map(|_| ())
-    }
-
-    /// The download, prepared to run beside others (see [`run_all`]).
+    /// Downloads one asset of `tag` into `dir`, prepared to run beside
+    /// others (see [`run_metered`]).
     pub fn prepare_download(&self, tag: &str, name: &str, dir: &Path) -> Prepared {
         let sh = self.sh;
         let target = format!("{}/{}", self.host, self.repo);
@@ -198,24 +219,108 @@ pub struct Prepared {
     allow_404: bool,
 }
 
+/// A gh call staged ahead of the moment it matters (see [`proc::Staged`]),
+/// with the request body it will send. Dropped unfired, gh is killed
+/// before it sent anything.
+pub struct StagedCall {
+    staged: proc::Staged,
+    body: Vec<u8>,
+    failed: String,
+    allow_404: bool,
+}
+
+impl StagedCall {
+    /// Sends the request: one round trip, gh's start-up already paid.
+    pub fn fire(self) -> Result<proc::Output> {
+        check(self.staged.send(&self.body)?, &self.failed, self.allow_404)
+    }
+}
+
+/// Fires each chain of staged calls in order, the chains side by side,
+/// once every call is connected; a failed call drops the rest of its chain
+/// unsent. One result per chain: how long it took from its first send to
+/// its last answer.
+pub fn fire_chains(mut chains: Vec<Vec<StagedCall>>) -> Vec<Result<Duration>> {
+    let mut staged: Vec<&mut proc::Staged> =
+        chains.iter_mut().flatten().map(|c| &mut c.staged).collect();
+    proc::await_connected(&mut staged, Duration::from_secs(2));
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = chains
+            .into_iter()
+            .map(|chain| {
+                scope.spawn(move || -> Result<Duration> {
+                    let started = std::time::Instant::now();
+                    for call in chain {
+                        call.fire()?;
+                    }
+                    Ok(started.elapsed())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a gh call thread panicked")))
+            })
+            .collect()
+    })
+}
+
 /// Runs calls side by side, each bounded; one result per call, in order.
 /// A failed call's error carries gh's last words.
 pub fn run_outputs(prepared: Vec<Prepared>) -> Vec<Result<proc::Output>> {
-    let checks: Vec<(String, bool)> = prepared
-        .iter()
-        .map(|p| (p.failed.clone(), p.allow_404))
-        .collect();
-    let outputs = proc::run_parallel(
+    run_outputs_watched(
         prepared
             .into_iter()
-            .map(|p| (p.command, p.what, p.timeout))
+            .map(|p| (p, Box::new(|_| {}) as proc::Tick))
             .collect(),
-    );
-    outputs
+    )
+}
+
+/// [`run_outputs`], calling each call's tick at its polls (progress).
+pub fn run_outputs_watched(calls: Vec<(Prepared, proc::Tick<'_>)>) -> Vec<Result<proc::Output>> {
+    let mut checks = Vec::new();
+    let mut commands = Vec::new();
+    for (p, tick) in calls {
+        let (parts, check) = p.into_parts();
+        checks.push(check);
+        commands.push((parts, tick));
+    }
+    proc::run_parallel_watched(commands)
         .into_iter()
         .zip(checks)
-        .map(|(out, (failed, allow_404))| check(out?, &failed, allow_404))
+        .map(|(out, check)| check(out?))
         .collect()
+}
+
+/// Runs transfers side by side (see [`run_outputs`]), showing a progress
+/// meter for each one that has a local file: the file gh reads (upload) or
+/// writes (download).
+pub fn run_metered(calls: Vec<(Prepared, Option<(PathBuf, Meter)>)>) -> Vec<Result<proc::Output>> {
+    let (prepared, meters): (Vec<Prepared>, Vec<Option<(PathBuf, Meter)>>) =
+        calls.into_iter().unzip();
+    let shown: Vec<&Meter> = meters.iter().flatten().map(|(_, m)| m).collect();
+    let run = || {
+        let calls = prepared
+            .into_iter()
+            .zip(&meters)
+            .map(|(p, meter)| {
+                let tick: proc::Tick = match meter {
+                    Some((file, meter)) => {
+                        let mut watch = FileWatch::new(file, meter);
+                        Box::new(move |pid| watch.tick(pid))
+                    }
+                    None => Box::new(|_| {}),
+                };
+                (p, tick)
+            })
+            .collect();
+        run_outputs_watched(calls)
+    };
+    progress::show(&shown, run, |results: &Vec<Result<proc::Output>>| {
+        results.iter().all(Result::is_ok)
+    })
 }
 
 /// A finished call's output, or its failure with gh's last words.

@@ -21,6 +21,7 @@ use crate::{
     config::{Workspace, INBOX},
     gh::Gh,
     hash, manifest,
+    progress::Meter,
     publish::{Job, Local},
     report, say, verify,
 };
@@ -131,8 +132,12 @@ impl Promote {
                     );
                     continue;
                 }
-                gh.download(tag, kind.file_name(), &staging)?;
                 let path = staging.join(kind.file_name());
+                let meter = Meter::new("download", kind.file_name(), asset.size);
+                let call = gh.prepare_download(tag, kind.file_name(), &staging);
+                crate::gh::run_metered(vec![(call, Some((path.clone(), meter)))])
+                    .pop()
+                    .unwrap_or_else(|| Err(anyhow::anyhow!("the download did not run")))?;
                 let digest = hash::file_digest(&path)?;
                 if Some(digest.sha256.as_str()) != asset.sha256() || digest.size != asset.size {
                     bail!(

@@ -33,6 +33,7 @@ use crate::{
     gh::{Asset, Gh, Release},
     hash::{self, FileDigest},
     manifest, proc,
+    progress::Meter,
     version::{self, Version},
 };
 
@@ -67,7 +68,8 @@ pub enum Step {
     Archive {
         version: String,
         dir: PathBuf,
-        assets: Vec<(String, String)>,
+        /// Tag, asset name and size of each live asset.
+        assets: Vec<(String, String, u64)>,
         manifest: Option<String>,
     },
     /// Remove an asset left behind by an interrupted run.
@@ -430,8 +432,10 @@ impl<'a> Job<'a> {
                     dir,
                     assets: locals
                         .iter()
-                        .filter(|l| release_of(&l.tag).and_then(|r| r.asset(l.name())).is_some())
-                        .map(|l| (l.tag.clone(), l.name().to_string()))
+                        .filter_map(|l| {
+                            let asset = release_of(&l.tag).and_then(|r| r.asset(l.name()))?;
+                            Some((l.tag.clone(), l.name().to_string(), asset.size))
+                        })
                         .collect(),
                     manifest: live.vm.manifest.clone(),
                 });
@@ -584,11 +588,48 @@ impl<'a> Job<'a> {
             }
         }
         let journal = Journal::open(&self.ws.root.join(INBOX).join(".journal.jsonl"))?;
-        // The copy of this release into its archive starts once the uploads
-        // are done (it would compete with them for the disk and the CPU) and
-        // runs beside the swaps and the VM sync.
-        let mut archive_copy = None;
-        let mut copy_started = false;
+        // The copy of this release into its archive runs beside everything
+        // else: an upload waits on the network, the copy on the local disk.
+        let archive_copy = match &manifest {
+            Some(change) => self.start_archive_copy(locals, &change.new)?,
+            None => None,
+        };
+        let mut cleanups = Vec::new();
+        let ran = self.run_steps(&steps, &journal, &mut cleanups);
+        // Background work is waited for even after a failure, so that
+        // nothing of this run lands once its lock is released. A replaced
+        // asset left behind is a smaller matter than a lost rollback point,
+        // so the archive is completed first.
+        let cleaned: Vec<Result<()>> = cleanups.into_iter().map(Cleanup::finish).collect();
+        let archived = match archive_copy {
+            Some(copy) if ran.is_ok() => self.finish_archive_copy(copy),
+            Some(copy) => {
+                copy.abandon();
+                Ok(())
+            }
+            None => Ok(()),
+        };
+        ran?;
+        archived?;
+        cleaned.into_iter().collect::<Result<Vec<()>>>()?;
+        crate::say!(
+            "publish: {} step(s) done",
+            steps
+                .iter()
+                .filter(|s| !matches!(s, Step::Skip { .. }))
+                .count()
+        );
+        Ok(())
+    }
+
+    /// Applies `steps` in order, recording each in the journal; the swaps
+    /// leave their deletes running in `cleanups`.
+    fn run_steps(
+        &self,
+        steps: &[Step],
+        journal: &Journal,
+        cleanups: &mut Vec<Cleanup>,
+    ) -> Result<()> {
         let mut swapped_at: Option<Instant> = None;
         let mut i = 0;
         while i < steps.len() {
@@ -606,18 +647,12 @@ impl<'a> Job<'a> {
                     _ => None,
                 })
                 .collect();
-            if !copy_started && !steps[i..].iter().any(|s| matches!(s, Step::Upload { .. })) {
-                copy_started = true;
-                if let Some(change) = &manifest {
-                    archive_copy = self.start_archive_copy(locals, &change.new)?;
-                }
-            }
             if !swaps.is_empty() {
                 let n = swaps.len();
                 for step in &steps[i..i + n] {
                     journal.record("start", step)?;
                 }
-                self.swap_all(&swaps)?;
+                cleanups.push(self.swap_all(&swaps)?);
                 if swaps.iter().any(|l| l.kind == Kind::Dmg) {
                     swapped_at = Some(Instant::now());
                 }
@@ -650,19 +685,6 @@ impl<'a> Job<'a> {
                 );
             }
             journal.record("done", step)?;
-        }
-        crate::say!(
-            "publish: {} step(s) done",
-            steps
-                .iter()
-                .filter(|s| !matches!(s, Step::Skip { .. }))
-                .count()
-        );
-        if let (false, Some(change)) = (copy_started, &manifest) {
-            archive_copy = self.start_archive_copy(locals, &change.new)?;
-        }
-        if let Some(copy) = archive_copy {
-            self.finish_archive_copy(copy)?;
         }
         Ok(())
     }
@@ -715,6 +737,7 @@ impl<'a> Job<'a> {
             .map(|l| (l.path.clone(), staging.join(l.name())))
             .collect();
         let handle = std::thread::spawn(move || -> std::io::Result<()> {
+            background_priority();
             for (from, to) in files {
                 fs::copy(from, to)?;
             }
@@ -767,6 +790,8 @@ impl<'a> Job<'a> {
         let mut prepared = Vec::new();
         // For each prepared transfer, the index of its step.
         let mut owner = Vec::new();
+        // For each prepared transfer, its local file and meter.
+        let mut meters = Vec::new();
         for (n, step) in steps.iter().enumerate() {
             match step {
                 Step::Archive {
@@ -780,9 +805,10 @@ impl<'a> Job<'a> {
                     let _ = fs::remove_dir_all(dir);
                     fs::create_dir_all(dir)
                         .with_context(|| format!("cannot create {}", dir.display()))?;
-                    for (tag, name) in assets {
+                    for (tag, name, size) in assets {
                         prepared.push(gh.prepare_download(tag, name, dir));
                         owner.push(n);
+                        meters.push(Some((dir.join(name), Meter::new("download", name, *size))));
                     }
                 }
                 Step::Upload { local } => {
@@ -800,11 +826,17 @@ impl<'a> Job<'a> {
                         .with_context(|| format!("cannot stage {}", link.display()))?;
                     prepared.push(gh.prepare_upload(&local.tag, &link));
                     owner.push(n);
+                    meters.push(Some((
+                        target,
+                        Meter::new("upload", local.name(), local.digest.size),
+                    )));
                 }
                 _ => {}
             }
         }
-        let results = crate::gh::run_all(prepared);
+        // Each transfer's meter follows gh's reading (upload) or writing
+        // (download) of its file.
+        let results = crate::gh::run_metered(prepared.into_iter().zip(meters).collect());
         let _ = fs::remove_dir_all(&staging);
         let mut first_error = None;
         for (n, step) in steps.iter().enumerate() {
@@ -888,7 +920,7 @@ impl<'a> Job<'a> {
                 );
                 gh.rename(asset.id, name)?;
             }
-            Step::Swap { local } => self.swap_all(&[local])?,
+            Step::Swap { local } => self.swap_all(&[local])?.finish()?,
             Step::WriteManifest { change } => {
                 crate::say!("  write {}", change.rel);
                 changes::apply(std::slice::from_ref(change))?;
@@ -917,10 +949,11 @@ impl<'a> Job<'a> {
     }
 
     /// Checks each uploaded temporary asset, then swaps them in: live ->
-    /// `.prev-`, temp -> fixed name, delete `.prev-`. Each phase runs for
-    /// all assets side by side, so every fixed URL is missing for one API
-    /// round trip and the swaps take as long as one.
-    fn swap_all(&self, locals: &[&Local]) -> Result<()> {
+    /// `.prev-`, temp -> fixed name, back to back with both gh calls
+    /// already started, so every fixed URL is missing for one request; the
+    /// assets side by side. The deletes of the `.prev-` assets are started
+    /// and returned, for the caller to wait on after the steps that follow.
+    fn swap_all(&self, locals: &[&Local]) -> Result<Cleanup> {
         let gh = self.gh();
         let reads =
             crate::gh::run_outputs(locals.iter().map(|l| gh.prepare_release(&l.tag)).collect());
@@ -969,48 +1002,40 @@ impl<'a> Job<'a> {
             });
             plans.push((*local, uploaded.id, live));
         }
-        // Each asset's two renames run back to back, so its fixed URL is
-        // missing for one round trip; the assets' chains run side by side.
-        let chains: Vec<Vec<_>> = plans
-            .iter()
-            .map(|(local, id, live)| {
-                let mut chain = Vec::new();
-                if let Some((live_id, prev)) = live {
-                    chain.push(gh.prepare_rename(*live_id, prev).into_parts());
-                }
-                chain.push(gh.prepare_rename(*id, local.name()).into_parts());
-                chain
+        // Every call of the swap is started before the first is sent: gh's
+        // start-up (tens of ms) is paid here, in parallel, and each call
+        // below costs one round trip. Each asset's two renames then run back
+        // to back, so its fixed URL is missing for one round trip; the
+        // assets' chains run side by side.
+        let mut chains = Vec::new();
+        for (local, id, live) in &plans {
+            let mut chain = Vec::new();
+            if let Some((live_id, prev)) = live {
+                chain.push(gh.stage_rename(*live_id, prev)?);
+            }
+            chain.push(gh.stage_rename(*id, local.name())?);
+            chains.push(chain);
+        }
+        let gaps = crate::gh::fire_chains(chains)
+            .into_iter()
+            .zip(&plans)
+            .map(|(gap, (local, _, _))| {
+                gap.with_context(|| {
+                    format!(
+                        "the swap of {} in {} stopped; if its first rename went through, the fixed URL answers 404: run `cargo xtask publish` again now, it finishes or undoes the swap",
+                        local.name(),
+                        local.tag
+                    )
+                })
             })
-            .collect();
-        let gaps: Vec<Result<Duration>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = chains
-                .into_iter()
-                .map(|chain| {
-                    scope.spawn(move || -> Result<Duration> {
-                        let started = Instant::now();
-                        for ((command, what, timeout), check) in chain {
-                            check(proc::run_command(command, &what, timeout)?)?;
-                        }
-                        Ok(started.elapsed())
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(anyhow::anyhow!("a swap thread panicked")))
-                })
-                .collect()
-        });
-        let gaps = gaps.into_iter().collect::<Result<Vec<Duration>>>()?;
-        let cleanup: Vec<_> = plans
+            .collect::<Result<Vec<Duration>>>()?;
+        // The replaced assets go only once every swap is done, and beside
+        // whatever comes next (the VM sync): nothing waits on them.
+        let deletes: Vec<_> = plans
             .iter()
             .filter_map(|(_, _, live)| live.as_ref().map(|(id, _)| gh.prepare_delete(*id)))
             .collect();
-        crate::gh::run_all(cleanup)
-            .into_iter()
-            .collect::<Result<Vec<()>>>()?;
+        let cleanup = Cleanup(std::thread::spawn(move || crate::gh::run_all(deletes)));
         for ((local, _, _), gap) in plans.iter().zip(gaps) {
             crate::say!(
                 "  swapped {} in {} (fixed URL missing for at most {:.0} ms)",
@@ -1019,7 +1044,7 @@ impl<'a> Job<'a> {
                 gap.as_secs_f64() * 1000.0
             );
         }
-        Ok(())
+        Ok(cleanup)
     }
 
     /// The plan as people read it, with the equivalent shell commands.
@@ -1035,7 +1060,7 @@ impl<'a> Job<'a> {
                 Step::Skip { what, why } => format!("{n}. skip {what}: {why}"),
                 Step::Archive { version, dir, assets, manifest } => {
                     let mut s = format!("{n}. archive live {version} into {}", dir.display());
-                    for (tag, name) in assets {
+                    for (tag, name, _) in assets {
                         s += &format!("\n     $ gh release download {tag} -R {r} --pattern {name} --dir {} --clobber", dir.display());
                     }
                     if manifest.is_some() {
@@ -1123,6 +1148,39 @@ pub fn archive_consistent(
     }
 }
 
+/// Gives the calling thread the lowest CPU priority, so that the archive
+/// copy takes only CPU time the uploads and the swap leave idle: it is a
+/// convenience for the next release, they are this one. On Linux threads
+/// have their own nice value; elsewhere (macOS, where the copy is an APFS
+/// clone anyway) this does nothing.
+fn background_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority and gettid only read their integer arguments;
+    // a failure leaves the priority as it was, which is harmless.
+    unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19);
+    }
+}
+
+/// The deletes of the replaced assets after a swap, running beside the
+/// steps that follow; [`Cleanup::finish`] waits for them.
+struct Cleanup(std::thread::JoinHandle<Vec<Result<()>>>);
+
+impl Cleanup {
+    fn finish(self) -> Result<()> {
+        let results = self
+            .0
+            .join()
+            .unwrap_or_else(|_| vec![Err(anyhow::anyhow!("the delete thread panicked"))]);
+        results
+            .into_iter()
+            .collect::<Result<Vec<()>>>()
+            .map(|_| ())
+            .context("the new assets are live, but a replaced one (`.prev-`) was not removed; run `cargo xtask publish` again to remove it")
+    }
+}
+
 /// A copy into the archive running beside the publish.
 struct ArchiveCopy {
     version: String,
@@ -1130,6 +1188,15 @@ struct ArchiveCopy {
     staging: PathBuf,
     manifest: String,
     handle: std::thread::JoinHandle<std::io::Result<()>>,
+}
+
+impl ArchiveCopy {
+    /// Waits for the copy of a publish that failed and removes it: only a
+    /// published release is a rollback point.
+    fn abandon(self) {
+        let _ = self.handle.join();
+        let _ = fs::remove_dir_all(&self.staging);
+    }
 }
 
 /// The file that marks an archive directory as complete.
@@ -1197,25 +1264,28 @@ fn hash_locals(valid: &[(Kind, PathBuf)], channel: &Channel) -> Result<Vec<Local
         .filter_map(|(_, p)| fs::metadata(p).ok())
         .map(|m| m.len())
         .sum();
-    let done = std::sync::atomic::AtomicU64::new(0);
+    let meter = Meter::counting("hashing", "", total);
+    let hash_all = || -> Vec<Result<FileDigest>> {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = valid
+                .iter()
+                .map(|(_, path)| {
+                    let done = meter.counter();
+                    scope.spawn(move || hash::file_digest_counted(path, done))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("a hashing thread panicked")))
+                })
+                .collect()
+        })
+    };
     let digests: Vec<Result<FileDigest>> =
-        crate::progress::with_progress("hashing", total, &done, || {
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = valid
-                    .iter()
-                    .map(|(_, path)| {
-                        let done = &done;
-                        scope.spawn(move || hash::file_digest_counted(path, done))
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| {
-                        h.join()
-                            .unwrap_or_else(|_| Err(anyhow::anyhow!("a hashing thread panicked")))
-                    })
-                    .collect()
-            })
+        crate::progress::show(&[&meter], hash_all, |d: &Vec<Result<FileDigest>>| {
+            d.iter().all(Result::is_ok)
         });
     valid
         .iter()

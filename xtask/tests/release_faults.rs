@@ -18,7 +18,7 @@ use more::{
     asset_id, asset_names, download, group_commands, http_since, journal_has, last_lines,
     longest_gap, manifest_field, poll, sha256_hex, spawn_group, wait_until, GH_REPO,
 };
-use nexy_sandbox::faults::{Delay, Faults, UploadCut, UploadFail};
+use nexy_sandbox::faults::{Delay, Fail, Faults, UploadCut, UploadFail};
 
 const MIB: u64 = 1 << 20;
 
@@ -639,7 +639,10 @@ fn a_rerun_on_a_fresh_runner_never_archives_new_bytes_as_the_old_release() {
     let old_dmg = st.sb.asset_bytes("Update", "Nexy.dmg").unwrap();
     let live_id = asset_id(&st, "Update", "Nexy.dmg");
     next_release(&st, "2.0.0.6", 2, 4096);
-    kill_at(&st, KillPoint::DeletePrev, live_id);
+    // Killed during the VM sync, after the swaps; the archive step must run
+    // for kill_at to find that point.
+    std::fs::remove_dir_all(st.fx.path("release_inbox/.archive/2.0.0.5")).unwrap();
+    kill_at(&st, KillPoint::VmSync, live_id);
     let new_dmg = st.inbox_bytes("Nexy.dmg");
     assert!(st.sb.asset_bytes("Update", "Nexy.dmg").unwrap() == new_dmg);
     // The VM still announces 2.0.0.5.
@@ -833,4 +836,161 @@ fn rollback_restores_the_archived_release_byte_for_byte() {
         "after rollback, `cargo xtask check` exits {}:\n{}{}",
         check.code, check.stdout, check.stderr
     );
+}
+
+/// publish starts each rename of its swap before it matters: `gh api
+/// --input -` connects, then waits for its JSON body on stdin. If our
+/// process dies right then (killed alone, not with its process group), the
+/// pipe closes with nothing written and gh sends an empty body: that must
+/// rename nothing, and production must stay as it was.
+#[test]
+fn a_staged_rename_whose_caller_died_renames_nothing() {
+    use std::process::{Command, Stdio};
+
+    let st = released_2005(1);
+    let before = asset_names(&st, "Update");
+    let id = asset_id(&st, "Update", "Nexy.dmg");
+    let repo = GH_REPO.trim_start_matches("github.localhost/");
+    let mut gh = Command::new("gh")
+        .args(["api", "--hostname", "github.localhost", "-X", "PATCH"])
+        .arg(format!("repos/{repo}/releases/assets/{id}"))
+        .args(["-H", "Content-Type: application/json; charset=utf-8"])
+        .args(["--input", "-"])
+        .envs(st.env())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Connected and waiting, as publish leaves it before the swap.
+    let fds = format!("/proc/{}/fd", gh.id());
+    let connected = || {
+        std::fs::read_dir(&fds).is_ok_and(|d| {
+            d.flatten().any(|e| {
+                std::fs::read_link(e.path())
+                    .is_ok_and(|t| t.to_string_lossy().starts_with("socket:"))
+            })
+        })
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), connected),
+        "gh never connected"
+    );
+    let requests_before = st.sb.requests().len();
+    drop(gh.stdin.take());
+    let exited = wait_until(Duration::from_secs(30), || {
+        matches!(gh.try_wait(), Ok(Some(_)))
+    });
+    if !exited {
+        let _ = gh.kill();
+    }
+    let out = gh.wait_with_output().unwrap();
+    assert!(exited, "gh did not finish after its stdin closed");
+    // gh did send its request (with no body), and it changed nothing.
+    let sent = http_since(&st, requests_before);
+    assert!(
+        sent.iter()
+            .any(|(method, url, _)| method == "PATCH" && url.ends_with(&id.to_string())),
+        "gh sent no PATCH: {sent:?} ({})",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(asset_names(&st, "Update"), before);
+    let run = st.run(&["verify"]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+}
+
+/// The renames of the DMG's swap that sent a body naming `name` exactly.
+fn renames_to(st: &Stage, from: usize, name: &str) -> usize {
+    let body = format!("{{\"name\":\"{name}\"}}");
+    st.sb
+        .requests()
+        .into_iter()
+        .skip(from)
+        .filter(|r| r.method == "PATCH" && r.body.as_deref() == Some(body.as_str()))
+        .count()
+}
+
+/// Publishes with a fault that fails the one PATCH whose body contains
+/// `body`; expects a failure whose stderr says `says`. Returns where the
+/// run's requests start in the log.
+fn publish_with_failing_rename(st: &Stage, body: &str, says: &str) -> usize {
+    st.sb
+        .set_faults(Faults {
+            fails: vec![Fail {
+                method: Some("PATCH".into()),
+                path_contains: "/releases/assets/".into(),
+                body_contains: Some(body.into()),
+                status: 502,
+                times: Some(1),
+            }],
+            ..Faults::default()
+        })
+        .unwrap();
+    let from = st.log_len();
+    let run = st.run(&["publish"]);
+    assert_ne!(run.code, 0, "{}", run.stdout);
+    assert!(run.stderr.contains(says), "{}", run.stderr);
+    from
+}
+
+/// Clears the faults and reruns publish: the inbox's DMG goes live.
+fn rerun_publishes(st: &Stage) {
+    st.sb.set_faults(Faults::default()).unwrap();
+    let rerun = st.run(&["publish"]);
+    assert_eq!(rerun.code, 0, "{}\n{}", rerun.stdout, rerun.stderr);
+    assert_eq!(
+        st.sb.asset_bytes("Update", "Nexy.dmg"),
+        Some(st.inbox_bytes("Nexy.dmg"))
+    );
+}
+
+/// A swap is two renames sent back to back from gh processes started
+/// before the first. When the first fails, the second is stopped unsent and
+/// nothing changed; when the second fails, the fixed URL is missing and the
+/// error says to rerun now. Either way a rerun finishes the release.
+#[test]
+fn a_swap_that_fails_between_its_renames_says_so_and_a_rerun_finishes_it() {
+    let st = released_2005(1);
+
+    // The first rename (live -> .prev-) fails: the staged second one is
+    // killed before it sends anything, and the live DMG stays as it was.
+    next_release(&st, "2.0.0.6", 2, 4096);
+    let old_dmg = st.sb.asset_bytes("Update", "Nexy.dmg").unwrap();
+    let from = publish_with_failing_rename(
+        &st,
+        "\"name\":\"Nexy.dmg.prev-",
+        "the swap of Nexy.dmg in Update stopped",
+    );
+    assert_eq!(
+        renames_to(&st, from, "Nexy.dmg"),
+        0,
+        "the second rename was sent"
+    );
+    assert_eq!(st.sb.asset_bytes("Update", "Nexy.dmg"), Some(old_dmg));
+    rerun_publishes(&st);
+
+    // The second rename (temp -> Nexy.dmg) fails: the fixed URL is missing
+    // until the rerun the error asks for.
+    next_release(&st, "2.0.0.7", 3, 8192);
+    publish_with_failing_rename(
+        &st,
+        "\"name\":\"Nexy.dmg\"}",
+        "the fixed URL answers 404: run `cargo xtask publish` again now",
+    );
+    let names: Vec<String> = asset_names(&st, "Update")
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert!(!names.contains(&"Nexy.dmg".to_string()), "{names:?}");
+    assert!(
+        names.iter().any(|n| n.starts_with("Nexy.dmg.prev-")),
+        "{names:?}"
+    );
+    assert!(
+        names.iter().any(|n| n.starts_with("Nexy.dmg.next-")),
+        "{names:?}"
+    );
+    rerun_publishes(&st);
+    let verify = st.run(&["verify"]);
+    assert_eq!(verify.code, 0, "{}", verify.stdout);
 }
