@@ -141,13 +141,17 @@ pub fn handle_api(app: &App, req: &Req, uploads: bool) -> Result<Response> {
         .with_header("X-GitHub-Media-Type", "github.v3; format=json"))
 }
 
-fn route(app: &App, req: &Req, uploads: bool) -> Result<Response> {
-    let segs: Vec<String> = req
-        .path
+/// The request path's segments, percent-decoded.
+fn path_segments(req: &Req) -> Vec<String> {
+    req.path
         .trim_start_matches('/')
         .split('/')
         .map(percent_decode)
-        .collect();
+        .collect()
+}
+
+fn route(app: &App, req: &Req, uploads: bool) -> Result<Response> {
+    let segs = path_segments(req);
     let s: Vec<&str> = segs.iter().map(String::as_str).collect();
     let m = req.method.as_str();
     if uploads {
@@ -723,12 +727,7 @@ fn upload_target<'a>(
 /// `GET /<owner>/<repo>/releases/download/<tag>/<name>` on `github.localhost`
 /// or on the stand-in's own address: 302 to storage, 404 when missing.
 pub fn public_download(app: &App, req: &Req, stale_secs: u64) -> Result<Response> {
-    let segs: Vec<String> = req
-        .path
-        .trim_start_matches('/')
-        .split('/')
-        .map(percent_decode)
-        .collect();
+    let segs = path_segments(req);
     let s: Vec<&str> = segs.iter().map(String::as_str).collect();
     let [o, r, "releases", "download", tag, file] = s.as_slice() else {
         return Ok(Response::text(404, "Not Found"));

@@ -458,16 +458,23 @@ pub fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
-fn set_immutable(app: &App, repo: &str, tag: &str, immutable: bool) -> Result<()> {
-    let mut st = lock(&app.store);
-    let r = st
-        .repo_mut(repo)
-        .with_context(|| format!("no repository {repo}"))?;
-    let rel = r
+/// The release of `tag` in `repo`, for the control endpoints.
+fn release_mut<'a>(
+    st: &'a mut crate::store::Store,
+    repo: &str,
+    tag: &str,
+) -> Result<&'a mut crate::store::Release> {
+    st.repo_mut(repo)
+        .with_context(|| format!("no repository {repo}"))?
         .releases
         .iter_mut()
         .find(|r| r.tag_name == tag)
-        .with_context(|| format!("no release {tag}"))?;
+        .with_context(|| format!("no release {tag}"))
+}
+
+fn set_immutable(app: &App, repo: &str, tag: &str, immutable: bool) -> Result<()> {
+    let mut st = lock(&app.store);
+    let rel = release_mut(&mut st, repo, tag)?;
     rel.immutable = immutable;
     st.save()
 }
@@ -479,14 +486,7 @@ fn seed_asset(app: &App, repo: &str, tag: &str, name: &str, bytes: &[u8]) -> Res
     let path = st.blob_path(&blob);
     std::fs::write(&path, bytes).with_context(|| format!("write {}", path.display()))?;
     let now = crate::util::now_ms();
-    let r = st
-        .repo_mut(repo)
-        .with_context(|| format!("no repository {repo}"))?;
-    let rel = r
-        .releases
-        .iter_mut()
-        .find(|r| r.tag_name == tag)
-        .with_context(|| format!("no release {tag}"))?;
+    let rel = release_mut(&mut st, repo, tag)?;
     rel.assets.retain(|a| a.name != name);
     rel.assets.push(crate::store::Asset {
         id,

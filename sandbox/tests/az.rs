@@ -66,47 +66,19 @@ fn az_several_scripts_are_joined_with_newlines_and_long_flags_work() {
         az_message(&o),
         "Enable succeeded: \n[stdout]\na=1\ntwo\n\n[stderr]\n"
     );
-    let o = az(
+    let o = az_invoke(
         &sb,
-        &[
-            "vm",
-            "run-command",
-            "invoke",
-            "-g",
-            "NexyNewRG",
-            "-n",
-            "NexyNew",
-            "--command-id",
-            "RunShellScript",
-            "--scripts",
-            "echo hi",
-            "--query",
-            "value[0].message",
-            "-o",
-            "tsv",
-        ],
+        "NexyNewRG",
+        "NexyNew",
+        &["echo hi", "--query", "value[0].message", "-o", "tsv"],
     );
     assert_eq!(o.stdout, "Enable succeeded: \n[stdout]\nhi\n\n[stderr]\n\n");
     // `-o` right after the scripts ends them, as argparse does.
-    let o = az(
+    let o = az_invoke(
         &sb,
-        &[
-            "vm",
-            "run-command",
-            "invoke",
-            "-g",
-            "NexyNewRG",
-            "-n",
-            "NexyNew",
-            "--command-id",
-            "RunShellScript",
-            "--scripts",
-            "echo hi",
-            "-o",
-            "tsv",
-            "--query",
-            "value[0].message",
-        ],
+        "NexyNewRG",
+        "NexyNew",
+        &["echo hi", "-o", "tsv", "--query", "value[0].message"],
     );
     assert_eq!(o.stdout, "Enable succeeded: \n[stdout]\nhi\n\n[stderr]\n\n");
 }
@@ -114,41 +86,11 @@ fn az_several_scripts_are_joined_with_newlines_and_long_flags_work() {
 #[test]
 fn az_unknown_resource_group_or_vm_exits_3() {
     let sb = start();
-    let o = az(
-        &sb,
-        &[
-            "vm",
-            "run-command",
-            "invoke",
-            "-g",
-            "NetworkWatcherRG",
-            "-n",
-            "NexyNew",
-            "--command-id",
-            "RunShellScript",
-            "--scripts",
-            "echo x",
-        ],
-    );
+    let o = az_invoke(&sb, "NetworkWatcherRG", "NexyNew", &["echo x"]);
     assert_eq!(o.code, 3);
     assert_eq!(o.stdout, "");
     assert!(o.stderr.starts_with("ERROR: (ResourceGroupNotFound) Resource group 'NetworkWatcherRG' could not be found.\nCode: ResourceGroupNotFound\n"), "{}", o.stderr);
-    let o = az(
-        &sb,
-        &[
-            "vm",
-            "run-command",
-            "invoke",
-            "-g",
-            "NexyNewRG",
-            "-n",
-            "nexy-regular",
-            "--command-id",
-            "RunShellScript",
-            "--scripts",
-            "echo x",
-        ],
-    );
+    let o = az_invoke(&sb, "NexyNewRG", "nexy-regular", &["echo x"]);
     assert_eq!(o.code, 3);
     assert!(o.stderr.contains("The Resource 'Microsoft.Compute/virtualMachines/nexy-regular' under resource group 'NexyNewRG' was not found."), "{}", o.stderr);
     // Nothing ran.
@@ -256,29 +198,12 @@ fn az_logout_and_login_flip_the_profile() {
 #[test]
 fn az_script_runtime_is_bounded() {
     let sb = start();
-    let az = sb.state_dir().join("bin").join("az");
-    let mut cmd = std::process::Command::new(az);
-    cmd.args([
-        "vm",
-        "run-command",
-        "invoke",
-        "-g",
-        "NexyNewRG",
-        "-n",
-        "NexyNew",
-        "--command-id",
-        "RunShellScript",
-        "--scripts",
+    let o = az_script_with_env(
+        &sb,
         "echo before; sleep 30; echo after",
-    ])
-    .env_clear()
-    .stdout(std::process::Stdio::piped())
-    .stderr(std::process::Stdio::piped());
-    for (k, v) in sb.env() {
-        cmd.env(k, v);
-    }
-    cmd.env("NEXY_SANDBOX_AZ_TIMEOUT_SECS", "1");
-    let o = run_cmd(cmd, std::time::Duration::from_secs(20));
+        ("NEXY_SANDBOX_AZ_TIMEOUT_SECS", "1"),
+        std::time::Duration::from_secs(20),
+    );
     assert_eq!(o.code, 0);
     assert!(o.elapsed < std::time::Duration::from_secs(10));
     let m = az_message(&o);

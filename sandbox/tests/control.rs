@@ -109,29 +109,12 @@ fn api_rejects_wrong_token_and_anonymous_writes() {
 #[test]
 fn az_path_rewrite_fallback_also_maps_the_vm_dir() {
     let sb = start();
-    let az = sb.state_dir().join("bin").join("az");
-    let mut cmd = std::process::Command::new(az);
-    cmd.args([
-        "vm",
-        "run-command",
-        "invoke",
-        "-g",
-        "NexyNewRG",
-        "-n",
-        "NexyNew",
-        "--command-id",
-        "RunShellScript",
-        "--scripts",
+    let o = az_script_with_env(
+        &sb,
         "echo FALLBACK=1 >> /home/azureuser/voice-assistant/config.env && echo ok",
-    ])
-    .env_clear()
-    .stdout(std::process::Stdio::piped())
-    .stderr(std::process::Stdio::piped());
-    for (k, v) in sb.env() {
-        cmd.env(k, v);
-    }
-    cmd.env("NEXY_SANDBOX_NO_NAMESPACE", "1");
-    let o = run_cmd(cmd, std::time::Duration::from_secs(60));
+        ("NEXY_SANDBOX_NO_NAMESPACE", "1"),
+        std::time::Duration::from_secs(60),
+    );
     assert_eq!(o.code, 0);
     assert!(az_message(&o).contains("ok"));
     let cfg = std::fs::read_to_string(sb.vm_app_dir().join("config.env")).unwrap();

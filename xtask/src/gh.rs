@@ -244,26 +244,12 @@ pub fn fire_chains(mut chains: Vec<Vec<StagedCall>>) -> Vec<Result<Duration>> {
     let mut staged: Vec<&mut proc::Staged> =
         chains.iter_mut().flatten().map(|c| &mut c.staged).collect();
     proc::await_connected(&mut staged, Duration::from_secs(2));
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = chains
-            .into_iter()
-            .map(|chain| {
-                scope.spawn(move || -> Result<Duration> {
-                    let started = std::time::Instant::now();
-                    for call in chain {
-                        call.fire()?;
-                    }
-                    Ok(started.elapsed())
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a gh call thread panicked")))
-            })
-            .collect()
+    proc::side_by_side(chains, |chain| {
+        let started = std::time::Instant::now();
+        for call in chain {
+            call.fire()?;
+        }
+        Ok(started.elapsed())
     })
 }
 

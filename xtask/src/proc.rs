@@ -58,21 +58,30 @@ pub fn run_parallel(commands: Vec<(Command, String, Duration)>) -> Vec<Result<Ou
 pub fn run_parallel_watched(
     commands: Vec<((Command, String, Duration), Tick<'_>)>,
 ) -> Vec<Result<Output>> {
+    side_by_side(commands, |((command, what, timeout), tick)| {
+        run_watched(command, &what, timeout, Duration::from_millis(5), tick).map(|(out, _)| out)
+    })
+}
+
+/// Runs `work` on each item, each on a thread of its own; one result per
+/// item, in order. A thread that panicked is an error, not a crash.
+pub fn side_by_side<T: Send, R: Send>(
+    items: Vec<T>,
+    work: impl Fn(T) -> Result<R> + Sync,
+) -> Vec<Result<R>> {
     thread::scope(|scope| {
-        let handles: Vec<_> = commands
+        let handles: Vec<_> = items
             .into_iter()
-            .map(|((command, what, timeout), tick)| {
-                scope.spawn(move || {
-                    run_watched(command, &what, timeout, Duration::from_millis(5), tick)
-                        .map(|(out, _)| out)
-                })
+            .map(|item| {
+                let work = &work;
+                scope.spawn(move || work(item))
             })
             .collect();
         handles
             .into_iter()
             .map(|h| {
                 h.join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a command thread panicked")))
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a worker thread panicked")))
             })
             .collect()
     })

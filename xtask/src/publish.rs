@@ -1265,22 +1265,9 @@ fn hash_locals(valid: &[(Kind, PathBuf)], channel: &Channel) -> Result<Vec<Local
         .map(|m| m.len())
         .sum();
     let meter = Meter::counting("hashing", "", total);
-    let hash_all = || -> Vec<Result<FileDigest>> {
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = valid
-                .iter()
-                .map(|(_, path)| {
-                    let done = meter.counter();
-                    scope.spawn(move || hash::file_digest_counted(path, done))
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(anyhow::anyhow!("a hashing thread panicked")))
-                })
-                .collect()
+    let hash_all = || {
+        proc::side_by_side(valid.iter().collect(), |(_, path)| {
+            hash::file_digest_counted(path, meter.counter())
         })
     };
     let digests: Vec<Result<FileDigest>> =

@@ -120,22 +120,49 @@ pub fn az(sb: &Sandbox, args: &[&str]) -> Out {
 }
 
 pub fn az_script(sb: &Sandbox, script: &str) -> Out {
-    az(
-        sb,
-        &[
-            "vm",
-            "run-command",
-            "invoke",
-            "-g",
-            "NexyNewRG",
-            "-n",
-            "NexyNew",
-            "--command-id",
-            "RunShellScript",
-            "--scripts",
-            script,
-        ],
-    )
+    az_invoke(sb, "NexyNewRG", "NexyNew", &[script])
+}
+
+/// `az vm run-command invoke -g RG -n VM --command-id RunShellScript
+/// --scripts REST...`: the scripts, then any further flags.
+pub fn az_invoke(sb: &Sandbox, rg: &str, vm: &str, rest: &[&str]) -> Out {
+    az(sb, &invoke_args(rg, vm, rest))
+}
+
+/// `script` through az with only the stand-in's environment (as a fresh
+/// process sees it) plus `var=value`, waiting at most `timeout`.
+pub fn az_script_with_env(
+    sb: &Sandbox,
+    script: &str,
+    (var, value): (&str, &str),
+    timeout: Duration,
+) -> Out {
+    let mut cmd = Command::new(sb.state_dir().join("bin").join("az"));
+    cmd.args(invoke_args("NexyNewRG", "NexyNew", &[script]))
+        .env_clear()
+        .envs(sb.env())
+        .env(var, value)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    run_cmd(cmd, timeout)
+}
+
+/// The arguments of a run-command invoke (see [`az_invoke`]).
+fn invoke_args<'a>(rg: &'a str, vm: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "vm",
+        "run-command",
+        "invoke",
+        "-g",
+        rg,
+        "-n",
+        vm,
+        "--command-id",
+        "RunShellScript",
+        "--scripts",
+    ];
+    args.extend_from_slice(rest);
+    args
 }
 
 /// The `message` field of an az run-command answer.
