@@ -41,6 +41,8 @@ pub struct Faults {
     /// Requests matching a rule answer its `status` (GitHub's JSON error)
     /// without being handled, as a GitHub front end failing one call does.
     pub fails: Vec<Fail>,
+    /// How the gRPC service behind the TLS front answers (see `grpc.rs`).
+    pub grpc: Option<crate::grpc::GrpcFault>,
 }
 
 /// A request that fails: `method` (any when absent), `path_contains` in

@@ -22,6 +22,8 @@ pub mod az;
 pub mod faults;
 pub mod feed;
 pub mod github;
+pub mod grpc;
+pub mod h2;
 pub mod http;
 pub mod reqlog;
 pub mod server;

@@ -29,6 +29,9 @@ pub struct LoggedRequest {
     /// argv of an `az`/`systemctl` invocation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<Vec<String>>,
+    /// What a gRPC call carried (kind `grpc`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc: Option<crate::grpc::GrpcCall>,
 }
 
 impl LoggedRequest {
@@ -49,6 +52,7 @@ impl LoggedRequest {
             body_len: body.len() as u64,
             body: text.filter(|t| !t.is_empty()),
             command: None,
+            grpc: None,
         }
     }
 

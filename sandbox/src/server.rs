@@ -265,10 +265,11 @@ impl Sandbox {
                 .context("spawn accept thread")?,
         );
         let stop = sb.stop.clone();
+        let state = dir.clone();
         sb.threads.push(
             std::thread::Builder::new()
                 .name("nexy-tls-accept".into())
-                .spawn(move || crate::tls::accept_loop(tls_listener, tls.config, stop))
+                .spawn(move || crate::tls::accept_loop(tls_listener, tls.config, stop, state))
                 .context("spawn tls thread")?,
         );
         Ok(sb)

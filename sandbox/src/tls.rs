@@ -1,12 +1,14 @@
 //! A TLS listener standing in for the production gRPC endpoint on 443: it
-//! completes a handshake with ALPN `h2` on a certificate made at start, and
-//! nothing more. The issuing CA is written to `DIR/ca.pem` so clients can
+//! completes a handshake with ALPN `h2` on a certificate made at start and
+//! serves the gRPC service over HTTP/2 (`grpc.rs`). The issuing CA is written to `DIR/ca.pem` so clients can
 //! trust it the way they would trust a real certificate.
 
 use anyhow::{Context, Result};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,11 +71,13 @@ pub fn pem_to_der(pem: &str) -> Result<CertificateDer<'static>> {
     CertificateDer::from_pem_slice(pem.as_bytes()).context("parse PEM certificate")
 }
 
-fn serve_one(config: Arc<rustls::ServerConfig>, mut tcp: TcpStream) -> Result<()> {
+fn serve_one(config: Arc<rustls::ServerConfig>, mut tcp: TcpStream, dir: &Path) -> Result<()> {
     tcp.set_read_timeout(Some(Duration::from_secs(10)))
         .context("timeout")?;
     tcp.set_write_timeout(Some(Duration::from_secs(10)))
         .context("timeout")?;
+    // Small frames answer small requests: do not let Nagle hold them.
+    let _ = tcp.set_nodelay(true);
     let mut conn = rustls::ServerConnection::new(config).context("tls conn")?;
     // Bounded: each complete_io blocks at most the read timeout, and the
     // handshake needs only a few round trips.
@@ -81,6 +85,13 @@ fn serve_one(config: Arc<rustls::ServerConfig>, mut tcp: TcpStream) -> Result<()
     while conn.is_handshaking() && rounds < 16 {
         rounds += 1;
         conn.complete_io(&mut tcp).context("tls handshake")?;
+    }
+    if conn.alpn_protocol() == Some(b"h2") {
+        let mut stream = rustls::StreamOwned::new(conn, tcp);
+        let served = crate::grpc::serve(&mut stream, dir);
+        stream.conn.send_close_notify();
+        let _ = stream.flush();
+        return served;
     }
     conn.send_close_notify();
     // Best effort: the peer may already be gone.
@@ -93,15 +104,17 @@ pub fn accept_loop(
     listener: TcpListener,
     config: Arc<rustls::ServerConfig>,
     stop: Arc<AtomicBool>,
+    dir: PathBuf,
 ) {
     while !stop.load(Ordering::SeqCst) {
         match listener.accept() {
             Ok((s, _)) => {
                 let cfg = config.clone();
+                let dir = dir.clone();
                 let _ = s.set_nonblocking(false);
                 std::thread::spawn(move || {
                     // A failed handshake is the client's business.
-                    let _ = serve_one(cfg, s);
+                    let _ = serve_one(cfg, s, &dir);
                 });
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
