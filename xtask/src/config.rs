@@ -113,6 +113,13 @@ pub struct Grpc {
     /// keeping the endpoint's name for TLS, like curl's `--connect-to`.
     #[serde(default)]
     pub connect: Option<String>,
+    /// How long the deploy check's gRPC call may take, in milliseconds.
+    #[serde(default = "default_grpc_timeout")]
+    pub timeout_ms: u64,
+}
+
+fn default_grpc_timeout() -> u64 {
+    10_000
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -14,6 +14,7 @@ mod cli;
 mod config;
 mod feed;
 mod gh;
+mod grpc;
 mod hash;
 mod hook;
 mod http;

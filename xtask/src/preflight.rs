@@ -52,7 +52,8 @@ pub fn checks(sh: &Shell, ws: &Workspace, channel_name: &str) -> Result<Vec<Chec
     // 2. The inbox.
     out.extend(inbox_checks(&ws.root.join(ws.inbox_dir(channel_name))));
 
-    // 3. The server deploy: the feed answers and gRPC speaks TLS with h2.
+    // 3. The server deploy: the feed answers, gRPC speaks TLS with h2, and
+    //    the gRPC service answers a call.
     let agent = http::agent();
     let base = config.server.base_url.trim_end_matches('/');
     let deploy_fix = "deploy the server first (code pipeline, `Seregawpn/Nexy`), then check `systemctl status voice-assistant` on the VM";
@@ -97,6 +98,8 @@ pub fn checks(sh: &Shell, ws: &Workspace, channel_name: &str) -> Result<Vec<Chec
             "grpc.tls is false in the config",
         ));
     }
+    // A completed handshake only proves nginx is up: the service must answer.
+    out.push(crate::grpc::check(sh, &config.grpc));
 
     // 4. The Gemini key on the VM, judged by the script's own marker.
     out.push(gemini_check(sh, ws));

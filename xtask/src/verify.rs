@@ -131,6 +131,7 @@ pub fn dod(
             }
         }),
         Box::new(|| appcast_check(&agent, ws, &channel, &p)),
+        Box::new(|| crate::grpc::after_restart(sh, ws, &p.version)),
         Box::new(|| {
             signature_check(
                 ws,

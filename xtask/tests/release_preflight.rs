@@ -109,6 +109,7 @@ fn preflight_passes_on_a_healthy_stand_in() {
         "server-status",
         "updates-health",
         "grpc-tls",
+        "grpc-call",
         "gemini-key",
         "fixed-tag",
         "target",
@@ -371,4 +372,167 @@ fn a_legacy_target_is_refused_naming_the_canonical_one() {
             .all(|r| r.kind != "az"),
         "az was called for a legacy target"
     );
+}
+
+/// The gRPC calls the stand-in received since log index `from`.
+fn grpc_calls(st: &Stage, from: usize) -> Vec<nexy_sandbox::grpc::GrpcCall> {
+    st.sb
+        .requests()
+        .into_iter()
+        .skip(from)
+        .filter(|r| r.kind == "grpc")
+        .filter_map(|r| r.grpc)
+        .collect()
+}
+
+fn grpc_fault(st: &Stage, fault: serde_json::Value) {
+    let fault = serde_json::from_value(fault).unwrap();
+    st.sb
+        .set_faults(nexy_sandbox::Faults {
+            grpc: Some(fault),
+            ..Default::default()
+        })
+        .unwrap();
+}
+
+#[test]
+fn preflight_makes_one_well_formed_grpc_call_and_shows_its_status() {
+    let st = ready();
+    let from = st.log_len();
+    let run = st.run(&["preflight"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let all = rows(&run.stdout);
+    let r = row(&all, "grpc-call");
+    assert_eq!(r.status, "ok", "{}", run.stdout);
+    assert!(
+        r.detail.contains("InterruptSession answered OK (0)")
+            && r.detail.contains("success=true, 0 session(s) interrupted"),
+        "{}",
+        run.stdout
+    );
+    // What the service received is a well-formed unary gRPC call.
+    let calls = grpc_calls(&st, from);
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    let c = &calls[0];
+    assert_eq!(c.method, "POST");
+    assert_eq!(c.path, "/streaming.StreamingService/InterruptSession");
+    assert_eq!(c.scheme, "https");
+    assert_eq!(
+        c.authority,
+        "nexy-prod-sergiy.canadacentral.cloudapp.azure.com"
+    );
+    assert_eq!(c.content_type, "application/grpc");
+    assert_eq!(c.te, "trailers");
+    assert_eq!(c.grpc_timeout, "10000m");
+    assert_eq!(c.compressed, Some(0));
+    assert_eq!(c.declared_len, Some(34));
+    assert_eq!(c.body_len, 5 + 34);
+    assert_eq!(
+        c.hardware_id.as_deref(),
+        Some("smoke_test_hardware_id_interrupt")
+    );
+    assert!(c.problems.is_empty(), "{:?}", c.problems);
+    assert_eq!((c.http_status, c.grpc_status), (200, Some(0)));
+
+    // An application error is the service answering: it passes, shown.
+    grpc_fault(
+        &st,
+        serde_json::json!({"answer": "status", "status": 5, "message": "no session for this id"}),
+    );
+    let run = st.run(&["preflight"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let all = rows(&run.stdout);
+    let r = row(&all, "grpc-call");
+    assert!(
+        r.detail
+            .contains("answered NOT_FOUND (5) \"no session for this id\""),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn preflight_fails_when_the_service_is_down_behind_its_tls_front() {
+    let st = ready();
+    grpc_fault(&st, serde_json::json!({"answer": "down"}));
+    let run = st.run(&["preflight"]);
+    // The TLS handshake alone still passes: that is why the call exists.
+    assert_eq!(row(&rows(&run.stdout), "grpc-tls").status, "ok");
+    let fails = failed(&run, &["grpc-call"]);
+    let r = row(&fails, "grpc-call");
+    assert!(
+        r.detail
+            .contains("UNAVAILABLE (14) \"unavailable\" (HTTP 204)")
+            && r.detail.contains("service behind the TLS front is down"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        r.fix.contains("systemctl restart voice-assistant"),
+        "{}",
+        r.fix
+    );
+
+    // A gRPC server without the service fails too.
+    grpc_fault(
+        &st,
+        serde_json::json!({"answer": "status", "status": 12, "message": "Method not found!"}),
+    );
+    let run = st.run(&["preflight"]);
+    let fails = failed(&run, &["grpc-call"]);
+    assert!(
+        row(&fails, "grpc-call")
+            .detail
+            .contains("UNIMPLEMENTED (12) \"Method not found!\""),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn preflight_fails_when_the_front_answers_http_502_or_a_web_page() {
+    let st = ready();
+    grpc_fault(&st, serde_json::json!({"answer": "bad_gateway"}));
+    let run = st.run(&["preflight"]);
+    let fails = failed(&run, &["grpc-call"]);
+    let r = row(&fails, "grpc-call");
+    assert!(
+        r.detail
+            .contains("answered HTTP 502 (text/html, page \"502 Bad Gateway\") instead of gRPC"),
+        "{}",
+        run.stdout
+    );
+    assert!(r.fix.contains("voice-assistant"), "{}", r.fix);
+
+    grpc_fault(&st, serde_json::json!({"answer": "html"}));
+    let run = st.run(&["preflight"]);
+    let fails = failed(&run, &["grpc-call"]);
+    let r = row(&fails, "grpc-call");
+    assert!(
+        r.detail
+            .contains("HTTP 200 (text/html, page \"Welcome to nginx!\") instead of gRPC"),
+        "{}",
+        run.stdout
+    );
+    assert!(r.fix.contains("grpc_pass"), "{}", r.fix);
+}
+
+#[test]
+fn preflight_fails_when_the_service_answers_too_slowly() {
+    let st = ready();
+    edit_config(&st, "tls = true", "tls = true\ntimeout_ms = 400");
+    grpc_fault(&st, serde_json::json!({"delay_ms": 5000}));
+    let from = st.log_len();
+    let run = st.run(&["preflight"]);
+    let fails = failed(&run, &["grpc-call"]);
+    let r = row(&fails, "grpc-call");
+    assert!(
+        r.detail.contains("no gRPC answer came within 400 ms")
+            && r.detail
+                .contains("the front is up, the service behind it hangs or is too slow"),
+        "{}",
+        run.stdout
+    );
+    // The call was made, and given up on at the configured timeout.
+    assert_eq!(grpc_calls(&st, from).len(), 1);
 }
