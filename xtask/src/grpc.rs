@@ -278,7 +278,7 @@ pub fn judge(a: &Answer, endpoint: &str) -> std::result::Result<String, (String,
             describe_body(&a.body)
         );
         return Err(if a.content_type.starts_with("application/grpc") {
-            (format!("{endpoint} answered {what} without a grpc-status, in {took}: the call ended without trailers"), service_fix)
+            (format!("{endpoint} answered {what} without a grpc-status, in {took}: the call ended without trailers (curl 7.71 dropped HTTP/2 trailers; see `curl --version`)"), service_fix)
         } else if a.http_status == 200 {
             (format!("{endpoint} answered {what} instead of gRPC, in {took}: the TLS front serves a web page where the gRPC service should be"), route_fix)
         } else {
@@ -465,7 +465,10 @@ pub fn call(sh: &Shell, cfg: &Grpc) -> Result<Answer> {
 pub fn check(sh: &Shell, cfg: &Grpc) -> CheckResult {
     let curl_fix =
         "install curl with HTTP/2 (`apt-get install curl`; macOS ships it), then run again";
-    match call(sh, cfg) {
+    let started = std::time::Instant::now();
+    let called = call(sh, cfg);
+    let wall = started.elapsed().as_secs_f64();
+    match called {
         Err(err) if !on_path("curl") => {
             CheckResult::fail("grpc-call", format!("{err:#}"), curl_fix)
         }
@@ -483,6 +486,8 @@ pub fn check(sh: &Shell, cfg: &Grpc) -> CheckResult {
                 "http_status": answer.http_status,
                 "grpc_status": field(&answer.trailers, "grpc-status").or_else(|| field(&answer.headers, "grpc-status")),
                 "seconds": answer.total_secs,
+                // With curl's start and exit: what the check costs preflight.
+                "wall_seconds": wall,
             });
             match judge(&answer, &cfg.endpoint) {
                 Ok(text) => CheckResult::pass("grpc-call", text),

@@ -536,3 +536,28 @@ fn preflight_fails_when_the_service_answers_too_slowly() {
     // The call was made, and given up on at the configured timeout.
     assert_eq!(grpc_calls(&st, from).len(), 1);
 }
+
+#[test]
+fn preflight_names_a_missing_curl_with_the_fix() {
+    let st = ready();
+    // Every program of the machine but curl.
+    let bin = st.state_dir().join("no-curl-bin");
+    fs::create_dir_all(&bin).unwrap();
+    for dir in ["/usr/local/bin", "/usr/bin", "/bin"] {
+        for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+            let name = entry.file_name();
+            let link = bin.join(&name);
+            if name != "curl" && !link.exists() {
+                std::os::unix::fs::symlink(entry.path(), link).unwrap();
+            }
+        }
+    }
+    let path = format!("{}:{}", st.state_dir().join("bin").display(), bin.display());
+    let from = st.log_len();
+    let run = st.run_env(&["preflight"], &[("PATH", &path)]);
+    let fails = failed(&run, &["grpc-call"]);
+    let r = row(&fails, "grpc-call");
+    assert!(r.detail.contains("curl is not installed"), "{}", run.stdout);
+    assert!(r.fix.contains("apt-get install curl"), "{}", r.fix);
+    assert!(grpc_calls(&st, from).is_empty());
+}
