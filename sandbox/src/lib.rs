@@ -13,6 +13,9 @@
 //! - `DIR/az/profile.json`: az login state and which RG/VM exist
 //! - `DIR/bin/az`, `DIR/vm-bin/systemctl`: links to the `az` stand-in binary
 //!
+//! The TLS port serves the gRPC `InterruptSession` over HTTP/2 (`grpc.rs`);
+//! each call is logged with kind `grpc` and what it carried.
+//!
 //! Control endpoints on `http://127.0.0.1:PORT/_sandbox/`: `GET requests`,
 //! `GET|POST faults` (a `Faults` JSON), `POST immutable`
 //! (`{"tag":"Update","immutable":true}`), `POST seed-asset?tag=T&name=N` (raw
