@@ -1,7 +1,8 @@
 //! A TLS listener standing in for the production gRPC endpoint on 443: it
 //! completes a handshake with ALPN `h2` on a certificate made at start and
-//! serves the gRPC service over HTTP/2 (`grpc.rs`). The issuing CA is written to `DIR/ca.pem` so clients can
-//! trust it the way they would trust a real certificate.
+//! serves the gRPC service over HTTP/2 (`grpc.rs`). The issuing CA is
+//! written to `DIR/ca.pem` so clients can trust it the way they would trust
+//! a real certificate.
 
 use anyhow::{Context, Result};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
