@@ -206,6 +206,7 @@ pub fn check(sh: &Shell, cfg: &Grpc) -> CheckResult {
             let figures = serde_json::json!({
                 "http_status": answer.http_status,
                 "grpc_status": field(&answer.trailers, "grpc-status").or_else(|| field(&answer.headers, "grpc-status")),
+                "tls_seconds": answer.tls_secs,
                 "seconds": answer.total_secs,
                 // With curl's start and exit: what the check costs preflight.
                 "wall_seconds": wall,
