@@ -2,8 +2,8 @@
 
 Loads ``unified_config.yaml`` next to this module and applies overrides from the
 environment (``config.env`` is sourced by the systemd unit on the VM). The
-release fallbacks below are kept in sync with the workspace ``VERSION`` file by
-``cargo xtask bump``; do not edit them by hand.
+release fallback below is kept in sync with the workspace ``VERSION`` file by
+``cargo xtask bump``; do not edit it by hand.
 """
 
 from __future__ import annotations
@@ -86,6 +86,11 @@ def _env_int(name: str, default: int) -> int:
     return int(value) if value not in (None, "") else default
 
 
+def _server_version() -> str:
+    # config.env wins; the literal fallback mirrors VERSION.
+    return os.getenv('SERVER_VERSION', '2.0.0.4')
+
+
 def load_config(path: Path = CONFIG_PATH) -> UnifiedConfig:
     raw = _read_yaml(path)
     server = raw.get("server", {})
@@ -94,9 +99,9 @@ def load_config(path: Path = CONFIG_PATH) -> UnifiedConfig:
     updates_raw = raw.get("updates", {})
     gemini_raw = raw.get("gemini", {})
 
-    # config.env wins; the literal fallback mirrors VERSION.
-    version = os.getenv('SERVER_VERSION', '2.0.0.4')
-    build = os.getenv('SERVER_BUILD', '2.0.0.4')
+    version = _server_version()
+    # The build follows the version unless config.env sets it.
+    build = os.getenv('SERVER_BUILD') or version
     if server.get("version") and server["version"] != version:
         logger.warning(
             "Release drift: yaml says %s, running as %s", server["version"], version

@@ -173,7 +173,7 @@ fn plan(root: &Path, ws: &Workspace, target: Version) -> Result<Plan> {
             .map(|o| (o.start, o.end))
             .collect();
         if !spans.is_empty() {
-            let new = crate::template::replace_spans(&file.text, &spans, &new_version);
+            let new = crate::edit::replace_spans(&file.text, &spans, &new_version);
             changes.push(FileChange {
                 abs: root.join(&file.rel),
                 rel: file.rel,

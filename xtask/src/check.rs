@@ -310,7 +310,7 @@ fn allowed(list: &[AllowEntry], finding: &Finding) -> bool {
 
 /// The files a push would carry: git's tracked files, or every file when
 /// the root is not a git checkout (a release tarball, a test copy).
-fn tracked_files(sh: &Shell, root: &Path) -> Result<Vec<String>> {
+pub(crate) fn tracked_files(sh: &Shell, root: &Path) -> Result<Vec<String>> {
     let is_repo = root.join(".git").exists();
     if is_repo {
         let out = cmd!(sh, "git -C {root} ls-files -z")

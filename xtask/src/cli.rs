@@ -41,6 +41,8 @@ pub enum Command {
     Bump(Bump),
     /// The pre-push check: version drift, manifest, guide, secrets (offline).
     Check,
+    /// Propose `[[version_files]]` for every tracked file holding the version.
+    Init(Init),
     /// Install a git pre-push hook that runs `cargo xtask check`.
     InstallHook(InstallHook),
     /// Every check before a release: gh, inbox, server, VM key, tags, version.
@@ -214,6 +216,16 @@ pub struct Bump {
     /// Allow a version lower than the current one.
     #[arg(long)]
     pub allow_downgrade: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct Init {
+    /// Append the proposed entries to release.toml (files it lists already are kept as they are).
+    #[arg(long)]
+    pub write: bool,
+    /// The version to look for (default: the version file's).
+    #[arg(long, value_name = "X.Y.Z.W")]
+    pub version: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -167,19 +167,85 @@ pub struct VersionFile {
     pub edits: Vec<EditRule>,
 }
 
-/// One template such as `SERVER_VERSION={version}` with the number of
-/// matches the file must hold.
-#[derive(Debug, Clone, Deserialize)]
+/// One edit of a linked file: which values carry the version (exactly one
+/// of `find`, `yaml` or `env`) and how many the file must hold.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EditRule {
-    pub find: String,
+    /// A literal template such as `**Release:** `v{version}``.
+    #[serde(default)]
+    pub find: Option<String>,
+    /// A YAML key path such as `server.version`: the value of that key,
+    /// unquoted, single- or double-quoted.
+    #[serde(default)]
+    pub yaml: Option<String>,
+    /// An env-file key such as `SERVER_VERSION`: the value of its
+    /// uncommented `KEY=` lines.
+    #[serde(default)]
+    pub env: Option<String>,
     pub count: usize,
+    /// "Zero or `count`": a file without the value is fine, any other
+    /// number is still an error.
+    #[serde(default)]
+    pub optional: bool,
     #[serde(default)]
     pub first_only: bool,
     #[serde(default)]
     pub anywhere: bool,
     #[serde(default)]
     pub after: Option<String>,
+}
+
+/// What an edit looks for, once the rule is known to be well formed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EditKind<'a> {
+    Template(&'a str),
+    Yaml(&'a str),
+    Env(&'a str),
+}
+
+impl EditRule {
+    /// The kind of this edit, or why the rule is malformed.
+    pub fn kind(&self) -> Result<EditKind<'_>, String> {
+        let kind = match (&self.find, &self.yaml, &self.env) {
+            (Some(find), None, None) => {
+                if find.matches(VERSION_SLOT).count() != 1 {
+                    return Err(format!(
+                        "template `{find}` must hold {VERSION_SLOT} exactly once"
+                    ));
+                }
+                return Ok(EditKind::Template(find));
+            }
+            (None, Some(key), None) => {
+                if key.split('.').any(|part| part.trim().is_empty()) {
+                    return Err(format!(
+                        "YAML key path `{key}` has an empty part; write it as `server.version`"
+                    ));
+                }
+                EditKind::Yaml(key)
+            }
+            (None, None, Some(key)) => {
+                let ok = key.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                    && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                if !ok {
+                    return Err(format!(
+                        "env key `{key}` is not a variable name such as SERVER_VERSION"
+                    ));
+                }
+                EditKind::Env(key)
+            }
+            _ => {
+                return Err(
+                    "an edit needs exactly one of `find` (a template), `yaml` (a key path) or `env` (a variable)"
+                        .to_string(),
+                )
+            }
+        };
+        if self.anywhere || self.after.is_some() {
+            return Err("`anywhere` and `after` apply to `find` templates only".to_string());
+        }
+        Ok(kind)
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -212,7 +278,13 @@ impl Config {
                 path.display()
             )
         })?;
-        let config: Config = toml::from_str(&text).map_err(|e| {
+        Config::parse(&text, path)
+    }
+
+    /// Parses and validates a configuration's text; `path` names it in
+    /// errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Config> {
+        let config: Config = toml::from_str(text).map_err(|e| {
             anyhow::anyhow!(
                 "{} is not a valid release config: {}",
                 path.display(),
@@ -288,16 +360,13 @@ impl Config {
         }
         for file in &self.version_files {
             for rule in &file.edits {
-                if rule.find.matches(VERSION_SLOT).count() != 1 {
-                    problems.push(format!(
-                        "version_files `{}`: template `{}` must hold {VERSION_SLOT} exactly once",
-                        file.path, rule.find
-                    ));
+                if let Err(why) = rule.kind() {
+                    problems.push(format!("version_files `{}`: {why}", file.path));
                 }
                 if rule.count == 0 {
                     problems.push(format!(
-                        "version_files `{}`: template `{}` has count 0; state how many matches the file holds",
-                        file.path, rule.find
+                        "version_files `{}`: an edit has count 0; state how many matches the file holds (with `optional = true` for \"none or that many\")",
+                        file.path
                     ));
                 }
             }

@@ -1,10 +1,10 @@
 //! The version-linked files named in `release.toml`, read once and matched
-//! against their templates. `bump` edits what this finds; `check` reports
+//! against their edits. `bump` edits what this finds; `check` reports
 //! what disagrees with VERSION.
 
 use std::path::Path;
 
-use crate::{changes, config::Config, template};
+use crate::{changes, config::Config, edit};
 
 /// One place in a linked file that carries the version.
 #[derive(Debug, Clone)]
@@ -39,7 +39,7 @@ pub fn read_all(root: &Path, config: &Config) -> (Vec<LinkedFile>, Vec<String>) 
         };
         let mut occurrences = Vec::new();
         for rule in &vf.edits {
-            match template::matches(&vf.path, &text, rule) {
+            match edit::matches(&vf.path, &text, rule) {
                 Ok(found) => occurrences.extend(found.into_iter().map(|m| Occurrence {
                     file: vf.path.clone(),
                     line: m.line,

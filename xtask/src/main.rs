@@ -12,12 +12,14 @@ mod changes;
 mod check;
 mod cli;
 mod config;
+mod edit;
 mod feed;
 mod gh;
 mod grpc;
 mod hash;
 mod hook;
 mod http;
+mod init;
 mod linked;
 mod manifest;
 mod output;
@@ -33,7 +35,6 @@ mod rollback;
 mod sandbox;
 mod secrets;
 mod signing;
-mod template;
 mod verify;
 mod version;
 
@@ -117,6 +118,11 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Bump(task) => task.run(&sh, &load()?)?,
         Command::Check => return Ok(verdict(check::run(&sh, &load()?)?)),
+        Command::Init(task) => task.run(
+            &sh,
+            cli.global.root.as_deref(),
+            cli.global.config.as_deref(),
+        )?,
         Command::InstallHook(task) => task.run(&sh, &load()?)?,
         Command::Preflight(task) => return Ok(verdict(task.run(&sh, &load()?)?)),
         Command::Publish(task) => task.run(&sh, &load()?)?,

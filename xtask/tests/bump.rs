@@ -13,7 +13,6 @@ const LINKED: &[&str] = &[
     MANIFEST,
     "server/config/unified_config.yaml",
     "server/config/unified_config.py",
-    "server/config.env.example",
     "server/Docs/RELEASE_AND_UPDATE_GUIDE.md",
     "server/Docs/SERVER_DEPLOYMENT_GUIDE.md",
     "client/config/unified_config.yaml",
@@ -89,13 +88,18 @@ fn happy_path_updates_every_linked_file_and_check_passes() {
     assert_eq!(manifest, python_dump(&fx.path(MANIFEST)));
     let yaml = fx.read("server/config/unified_config.yaml");
     assert!(
-        yaml.contains("version: \"2.0.0.5\"  # server release, mirrors VERSION"),
-        "comments survive"
+        yaml.contains("\n  version: 2.0.0.5  # server release, mirrors VERSION\n"),
+        "comments and the missing quotes survive"
     );
     assert!(
-        yaml.contains("version: \"v1\""),
-        "only the first version: line is the server's"
+        yaml.contains("\n  version: \"v1\"  #"),
+        "api.version is not the release"
     );
+    // The example env file has no live version lines: its optional edits
+    // match nothing and its stale commented lines stay.
+    assert!(fx
+        .read("server/config.env.example")
+        .contains("\n# SERVER_VERSION=1.6.0.35\n"));
     assert_eq!(fx.run(&["version"]).stdout, "2.0.0.5\n");
     let check = fx.run(&["check"]);
     assert_eq!(check.code, 0, "{check:?}");
@@ -111,14 +115,15 @@ fn same_version_is_idempotent_and_resyncs_drift() {
     assert_eq!(before, fx.snapshot());
 
     fx.edit(
-        "server/config.env.example",
-        "SERVER_BUILD=2.0.0.4",
-        "SERVER_BUILD=2.0.0.1",
+        "server/config/unified_config.yaml",
+        "  build: 2.0.0.4",
+        "  build: 2.0.0.1",
     );
     let run = fx.run(&["bump", "2.0.0.4"]);
     assert_eq!(run.code, 0, "{run:?}");
     assert!(
-        run.stdout.contains("changed server/config.env.example"),
+        run.stdout
+            .contains("changed server/config/unified_config.yaml"),
         "{run:?}"
     );
     assert!(!run.stdout.contains("changed VERSION"), "{run:?}");
@@ -260,9 +265,9 @@ fn missing_file_or_pattern_aborts_and_names_it() {
     let fx = Fixture::new();
     fs::remove_file(fx.path("server/config/unified_config.py")).unwrap();
     fx.edit(
-        "server/config.env.example",
-        "SERVER_BUILD=2.0.0.4",
-        "BUILD=2.0.0.4",
+        "server/config/unified_config.yaml",
+        "  default_build: 2.0.0.4",
+        "  default_bulid: 2.0.0.4",
     );
     let before = fx.snapshot();
     let run = fx.run(&["bump", "2.0.0.5"]);
@@ -273,7 +278,7 @@ fn missing_file_or_pattern_aborts_and_names_it() {
         "{run:?}"
     );
     assert!(
-        run.stderr.contains("server/config.env.example: expected 1 match(es) of `SERVER_BUILD={version}` but found 0"),
+        run.stderr.contains("server/config/unified_config.yaml: expected 1 match(es) of YAML key `updates.default_build` but found 0"),
         "both problems are reported together: {run:?}"
     );
     assert_eq!(before, fx.snapshot());
@@ -298,20 +303,24 @@ fn read_only_linked_file_aborts_before_writing() {
 #[test]
 fn line_endings_permissions_and_final_newline_are_kept() {
     let fx = Fixture::new();
-    let rel = "server/config.env.example";
+    let rel = "client/config/unified_config.yaml";
     let crlf = fx.read(rel).replace('\n', "\r\n");
     fx.write(rel, crlf.trim_end());
     fs::set_permissions(fx.path(rel), fs::Permissions::from_mode(0o640)).unwrap();
     let run = fx.run(&["bump", "2.0.0.5"]);
     assert_eq!(run.code, 0, "{run:?}");
     let out = fx.read(rel);
-    assert_eq!(out, crlf.trim_end().replace("=2.0.0.4", "=2.0.0.5"));
+    assert_eq!(
+        out,
+        crlf.trim_end()
+            .replace("version: 2.0.0.4\r\n", "version: 2.0.0.5\r\n")
+    );
     assert!(!out.ends_with('\n'));
     assert_eq!(
         fs::metadata(fx.path(rel)).unwrap().permissions().mode() & 0o777,
         0o640
     );
-    let leftovers: Vec<_> = fs::read_dir(fx.path("server"))
+    let leftovers: Vec<_> = fs::read_dir(fx.path("client/config"))
         .unwrap()
         .filter_map(|e| e.ok())
         .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))

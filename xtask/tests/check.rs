@@ -23,42 +23,33 @@ fn each_kind_of_drift_is_a_table_row() {
     let cases = [
         (
             "server/config/unified_config.yaml",
-            "default_version: \"2.0.0.4\"",
-            "default_version: \"2.0.0.1\"",
+            "default_version: 2.0.0.4",
+            "default_version: 2.0.0.1",
         ),
         (
             "server/config/unified_config.yaml",
-            "default_build: \"2.0.0.4\"",
-            "default_build: \"2.0.0.1\"",
+            "default_build: 2.0.0.4",
+            "default_build: 2.0.0.1",
         ),
         (
             "server/config/unified_config.yaml",
-            "  version: \"2.0.0.4\"",
-            "  version: \"2.0.0.1\"",
+            "  version: 2.0.0.4",
+            "  version: 2.0.0.1",
         ),
         (
             "server/config/unified_config.yaml",
-            "  build: \"2.0.0.4\"",
-            "  build: \"2.0.0.1\"",
+            "  build: 2.0.0.4",
+            "  build: 2.0.0.1",
         ),
         (
             "server/config/unified_config.py",
             "'SERVER_VERSION', '2.0.0.4'",
             "'SERVER_VERSION', '2.0.0.1'",
         ),
-        (
-            "server/config/unified_config.py",
-            "'SERVER_BUILD', '2.0.0.4'",
-            "'SERVER_BUILD', '2.0.0.1'",
-        ),
+        // An optional edit: a live line appears, with another version.
         (
             "server/config.env.example",
-            "SERVER_VERSION=2.0.0.4",
-            "SERVER_VERSION=2.0.0.1",
-        ),
-        (
-            "server/config.env.example",
-            "SERVER_BUILD=2.0.0.4",
+            "# SERVER_BUILD=1.6.0.35",
             "SERVER_BUILD=2.0.0.1",
         ),
         (
@@ -78,8 +69,8 @@ fn each_kind_of_drift_is_a_table_row() {
         ),
         (
             "client/config/unified_config.yaml",
-            "version: \"2.0.0.4\"",
-            "version: \"2.0.0.1\"",
+            "version: 2.0.0.4",
+            "version: 2.0.0.1",
         ),
         (
             MANIFEST,
@@ -306,14 +297,14 @@ fn install_hook_is_idempotent_and_respects_foreign_hooks() {
 fn drift_report_matches_golden() {
     let fx = Fixture::new();
     fx.edit(
-        "server/config.env.example",
-        "SERVER_BUILD=2.0.0.4",
-        "SERVER_BUILD=2.0.0.3",
+        "server/config/unified_config.yaml",
+        "default_build: 2.0.0.4",
+        "default_build: 2.0.0.3",
     );
     fx.edit(
         "client/config/unified_config.yaml",
-        "version: \"2.0.0.4\"",
-        "version: \"2.0.0.2\"",
+        "version: 2.0.0.4",
+        "version: 2.0.0.2",
     );
     fx.edit(MANIFEST, "\"build\": \"2.0.0.4\"", "\"build\": \"2.0.0.1\"");
     let run = fx.run(&["check"]);
