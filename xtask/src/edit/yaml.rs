@@ -5,7 +5,8 @@
 //! so this reads the small block-mapping subset the configs use (nested
 //! `key:` lines by indentation, scalar values unquoted, '...' or "...",
 //! trailing `# comments`). Keys are named by their dotted path from the top
-//! (`server.version`), which tells `server.version` from `api.version`.
+//! (`server.version`), which tells `server.version` from `api.version`; a
+//! path may leave out leading parents (`default_version`).
 //! Markdown with a fenced YAML block reads the same way: the block's
 //! top-level key sits at indentation 0, and prose lines in between close
 //! every open key.
@@ -71,11 +72,18 @@ pub fn entries(text: &str) -> Vec<Entry> {
     out
 }
 
-/// The values of every line whose key path is `key`.
+/// The values of every line whose key path is `key` or ends with it:
+/// `default_version` finds `updates.default_version` whatever its parent
+/// is called, `server.version` only the server's.
 pub fn find_all(text: &str, key: &str) -> Vec<Match> {
     entries(text)
         .into_iter()
-        .filter(|e| e.path == key)
+        .filter(|e| {
+            e.path == key
+                || e.path
+                    .strip_suffix(key)
+                    .is_some_and(|parent| parent.ends_with('.'))
+        })
         .map(|e| Match {
             line: e.line,
             start: e.start,
@@ -177,6 +185,11 @@ mod tests {
         );
         let found = find_all(REAL, "server.version");
         assert_eq!(found.len(), 1);
+        // A path matches at its end, on whole keys only.
+        assert_eq!(find_all(REAL, "version").len(), 3);
+        assert_eq!(find_all(REAL, "default_version").len(), 1);
+        assert_eq!(find_all(REAL, "ersion").len(), 0);
+        assert_eq!(find_all(REAL, "s.default_version").len(), 0);
         assert_eq!(found[0].line, 3);
         assert_eq!(&REAL[found[0].start..found[0].end], "2.0.0.32");
     }
