@@ -169,7 +169,7 @@ pub struct VersionFile {
 
 /// One edit of a linked file: which values carry the version (exactly one
 /// of `find`, `yaml` or `env`) and how many the file must hold.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EditRule {
     /// A literal template such as `**Release:** `v{version}``.

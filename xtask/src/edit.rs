@@ -124,24 +124,11 @@ pub fn to_inline_toml(rule: &EditRule) -> String {
 pub(crate) mod tests {
     use super::*;
 
-    fn rule() -> EditRule {
-        EditRule {
-            find: None,
-            yaml: None,
-            env: None,
-            count: 1,
-            optional: false,
-            first_only: false,
-            anywhere: false,
-            after: None,
-        }
-    }
-
     pub(crate) fn template(find: &str, count: usize) -> EditRule {
         EditRule {
             find: Some(find.to_string()),
             count,
-            ..rule()
+            ..EditRule::default()
         }
     }
 
@@ -149,7 +136,7 @@ pub(crate) mod tests {
         EditRule {
             yaml: Some(key.to_string()),
             count,
-            ..rule()
+            ..EditRule::default()
         }
     }
 
@@ -157,7 +144,7 @@ pub(crate) mod tests {
         EditRule {
             env: Some(key.to_string()),
             count,
-            ..rule()
+            ..EditRule::default()
         }
     }
 

@@ -585,16 +585,11 @@ impl Shape {
     }
 }
 
+/// An edit of one match; `survey` sets the count it really finds.
 fn rule(set: impl FnOnce(&mut EditRule)) -> EditRule {
     let mut r = EditRule {
-        find: None,
-        yaml: None,
-        env: None,
         count: 1,
-        optional: false,
-        first_only: false,
-        anywhere: false,
-        after: None,
+        ..EditRule::default()
     };
     set(&mut r);
     r

@@ -278,7 +278,7 @@ fn missing_file_or_pattern_aborts_and_names_it() {
         "{run:?}"
     );
     assert!(
-        run.stderr.contains("server/config/unified_config.yaml: expected 1 match(es) of YAML key `updates.default_build` but found 0"),
+        run.stderr.contains("server/config/unified_config.yaml: expected 1 match(es) of YAML key `default_build` but found 0"),
         "both problems are reported together: {run:?}"
     );
     assert_eq!(before, fx.snapshot());

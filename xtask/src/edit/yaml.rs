@@ -228,8 +228,9 @@ mod tests {
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].value, "2.0.0.15");
         assert_eq!(find_all(text, "release_target.azure.vm_name").len(), 1);
-        // The prose after the fence closed the block.
-        assert_eq!(find_all(text, "version")[0].value, "9");
+        // The fence's end closed the block: the last line is top-level.
+        let last = entries(text).pop().unwrap();
+        assert_eq!((last.path.as_str(), last.value.as_str()), ("version", "9"));
     }
 
     #[test]
