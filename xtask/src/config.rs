@@ -521,4 +521,23 @@ mod tests {
         let err = format!("{:#}", parse(&text).unwrap_err());
         assert!(err.contains("channels.stable.dmg_url"), "{err}");
     }
+
+    #[test]
+    fn malformed_edits_are_refused_together() {
+        let text = repo_config_text().replace(
+            "[verify]",
+            "[[version_files]]\npath = \"x.yaml\"\nedits = [\n  { yaml = \"a.version\", find = \"v {version}\", count = 1 },\n  { env = \"SERVER-VERSION\", count = 1 },\n  { yaml = \"a..b\", count = 1 },\n  { yaml = \"a.b\", count = 1, anywhere = true },\n  { find = \"no slot\", count = 1 },\n  { env = \"V\", count = 0, optional = true },\n]\n\n[verify]",
+        );
+        let err = format!("{:#}", parse(&text).unwrap_err());
+        for says in [
+            "needs exactly one of `find` (a template), `yaml` (a key path) or `env`",
+            "env key `SERVER-VERSION` is not a variable name",
+            "YAML key path `a..b` has an empty part",
+            "`anywhere` and `after` apply to `find` templates only",
+            "template `no slot` must hold {version} exactly once",
+            "an edit has count 0",
+        ] {
+            assert!(err.contains(says), "{says}: {err}");
+        }
+    }
 }
