@@ -75,6 +75,19 @@ pub fn matches(path: &str, text: &str, rule: &EditRule) -> Result<Vec<Match>> {
     })
 }
 
+/// Each line of `text` without its line ending, with its 1-based number
+/// and the byte offset where it starts: what every finder walks.
+pub fn lines(text: &str) -> impl Iterator<Item = (usize, usize, &str)> {
+    let mut offset = 0;
+    text.split_inclusive('\n')
+        .enumerate()
+        .map(move |(index, raw)| {
+            let start = offset;
+            offset += raw.len();
+            (index + 1, start, raw.trim_end_matches(['\n', '\r']))
+        })
+}
+
 /// `text` with every span replaced by `new`; spans must not overlap.
 pub fn replace_spans(text: &str, spans: &[(usize, usize)], new: &str) -> String {
     let mut sorted = spans.to_vec();

@@ -20,11 +20,7 @@ pub struct Assignment {
 /// Every uncommented assignment of `text`.
 pub fn assignments(text: &str) -> Vec<Assignment> {
     let mut out = Vec::new();
-    let mut offset = 0;
-    for (index, raw) in text.split_inclusive('\n').enumerate() {
-        let line_start = offset;
-        offset += raw.len();
-        let line = raw.trim_end_matches(['\n', '\r']);
+    for (number, line_start, line) in super::lines(text) {
         let mut body = line.trim_start();
         if let Some(rest) = body.strip_prefix("export ") {
             body = rest.trim_start();
@@ -46,7 +42,7 @@ pub fn assignments(text: &str) -> Vec<Assignment> {
         };
         let base = line_start + (line.len() - body.len()) + eq + 1;
         out.push(Assignment {
-            line: index + 1,
+            line: number,
             key: key.to_string(),
             start: base + start,
             end: base + end,

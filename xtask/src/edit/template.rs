@@ -17,11 +17,7 @@ pub fn find_all(text: &str, find: &str, rule: &EditRule) -> Result<Vec<Match>, S
     let mut in_region = rule.after.is_none();
     let mut saw_anchor = false;
     let mut out = Vec::new();
-    let mut offset = 0;
-    for (index, raw_line) in text.split_inclusive('\n').enumerate() {
-        let line_start = offset;
-        offset += raw_line.len();
-        let line = raw_line.trim_end_matches(['\n', '\r']);
+    for (number, line_start, line) in super::lines(text) {
         if let Some(anchor) = &rule.after {
             if !saw_anchor {
                 if line.trim() == anchor {
@@ -59,7 +55,7 @@ pub fn find_all(text: &str, find: &str, rule: &EditRule) -> Result<Vec<Match>, S
                 }
             };
             out.push(Match {
-                line: index + 1,
+                line: number,
                 start: line_start + value_start,
                 end: line_start + value_start + value_len,
                 value: rest[..value_len].to_string(),

@@ -32,11 +32,7 @@ pub fn entries(text: &str) -> Vec<Entry> {
     let mut out = Vec::new();
     // The open parent keys and their indentation.
     let mut stack: Vec<(usize, &str)> = Vec::new();
-    let mut offset = 0;
-    for (index, raw) in text.split_inclusive('\n').enumerate() {
-        let line_start = offset;
-        offset += raw.len();
-        let line = raw.trim_end_matches(['\n', '\r']);
+    for (number, line_start, line) in super::lines(text) {
         let body = line.trim_start();
         if body.is_empty() || body.starts_with('#') {
             continue;
@@ -61,7 +57,7 @@ pub fn entries(text: &str) -> Vec<Entry> {
         let mut path: Vec<&str> = stack.iter().map(|(_, k)| *k).collect();
         path.push(key);
         out.push(Entry {
-            line: index + 1,
+            line: number,
             path: path.join("."),
             start: base + start,
             end: base + end,
