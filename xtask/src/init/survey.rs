@@ -285,7 +285,11 @@ fn file_reason(rel: &str, layout: &Layout) -> Option<&'static str> {
     ];
     let (stem, ext) = name.split_once('.').unwrap_or((&name, ""));
     let prose = ["", "md", "markdown", "txt", "rst", "adoc"].contains(&ext);
-    if prose && history.iter().any(|h| stem.starts_with(h)) {
+    let is_history = |h: &&str| {
+        stem.strip_prefix(*h)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['_', '-']))
+    };
+    if prose && history.iter().any(is_history) {
         return Some("a changelog: past versions stay as they were");
     }
     if name.ends_with(".lock") || name == "package-lock.json" {
@@ -353,6 +357,8 @@ mod tests {
             ("c.env.example", "# SERVER_VERSION=2.0.0.4\nSERVER_BUILD=\"2.0.0.4\"\n"),
             ("d.md", "**Текущий релиз документации:** `v2.0.0.4`\nReleased 2.0.0.4 today.\n```yaml\nrelease_target:\n  version: \"2.0.0.4\"\n```\n```sh\ncargo xtask bump 2.0.0.4\n```\n"),
             ("CHANGELOG.md", "## 2.0.0.4\n"),
+            ("RELEASE_NOTES-2.md", "- 2.0.0.4\n"),
+            ("newsletter.md", "**Версия:** `v2.0.0.4`\n"),
             ("x/tests/t.rs", "const V: &str = \"2.0.0.4\";\n"),
             ("e.rs", "fn main() {}\n#[cfg(test)]\nconst V: &str = \"2.0.0.4\";\n"),
             ("f.txt", "2.0.0.40 and 12.0.0.4 and 2.0.0.4.1\n"),
@@ -373,6 +379,10 @@ mod tests {
                     "{ find = \"**Текущий релиз документации:** `v{version}`\", count = 1 }"
                 ),
                 ("d.md", "{ yaml = \"release_target.version\", count = 1 }"),
+                (
+                    "newsletter.md",
+                    "{ find = \"**Версия:** `v{version}`\", count = 1 }"
+                ),
             ]
             .map(|(a, b)| (a.to_string(), b.to_string()))
         );
@@ -391,6 +401,10 @@ mod tests {
             ("d.md:8", "an example in a code block"),
             (
                 "CHANGELOG.md:1",
+                "a changelog: past versions stay as they were",
+            ),
+            (
+                "RELEASE_NOTES-2.md:1",
                 "a changelog: past versions stay as they were",
             ),
             ("x/tests/t.rs:1", "test code or test data"),
