@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use super::survey::{Candidate, Proposal, Survey};
 use crate::edit;
 
-/// `2.0.0.26 (VERSION), 2.0.0.32 (the manifest's version, ...)`.
+/// `2.0.0.26 (VERSION) or 2.0.0.32 (the manifest's version, ...)`.
 pub fn searched(candidates: &[Candidate]) -> String {
     let parts: Vec<String> = candidates
         .iter()
