@@ -308,6 +308,16 @@ fn init_on_the_real_shapes_proposes_entries_bump_and_check_use_unchanged() {
     assert_minimal_bump(&before, &fx, &["2.0.0.32", "2.0.0.15"], "2.0.0.33");
     assert_eq!(fx.run(&["check"]).code, 0);
 
+    // Without a release.toml there is nothing to append to.
+    let missing = fx.path("none.toml");
+    let run = fx.run(&["init", "--write", "--config", missing.to_str().unwrap()]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("none.toml does not exist; create it first"),
+        "{run:?}"
+    );
+
     // A second --write has nothing to add.
     let again = fx.run(&["init", "--write"]);
     assert_eq!(again.code, 0, "{again:?}");
