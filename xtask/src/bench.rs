@@ -368,7 +368,7 @@ pub fn fmt_mb(bytes: u64) -> String {
 pub struct TempDir(PathBuf);
 
 impl TempDir {
-    fn new_in(base: &Path) -> Result<TempDir> {
+    pub fn new_in(base: &Path) -> Result<TempDir> {
         fs::create_dir_all(base).with_context(|| format!("cannot create {}", base.display()))?;
         for i in 0..100 {
             let dir = base.join(format!("nexy-bench-{}-{i}", std::process::id()));

@@ -4,6 +4,8 @@
 //! of every linked file against VERSION, the manifest's validity, the
 //! guide's `release_target:` block against the config, and a scan of the
 //! tracked files for secrets. Exit 0 when clean, 1 with problems.
+//! `--pre-push` and `--staged` (in `prepush.rs`) run the same tree checks on
+//! a commit or the index and scan the lines being added instead.
 
 use std::{collections::BTreeMap, fs, path::Path};
 
@@ -24,23 +26,23 @@ use crate::{
 pub const MARKER: &str = "**Текущий релиз документации:**";
 
 /// A linked value that disagrees with VERSION.
-struct Drift {
+pub(crate) struct Drift {
     at: String,
     expected: String,
     found: String,
 }
 
 #[derive(Default)]
-struct Report {
-    drift: Vec<Drift>,
+pub(crate) struct Report {
+    pub drift: Vec<Drift>,
     /// (section, problem) pairs; each problem says its fix.
-    problems: Vec<(&'static str, String)>,
-    secrets: Vec<Finding>,
-    scanned: usize,
+    pub problems: Vec<(&'static str, String)>,
+    pub secrets: Vec<Finding>,
+    pub scanned: usize,
 }
 
 impl Report {
-    fn count(&self) -> usize {
+    pub fn count(&self) -> usize {
         self.drift.len() + self.problems.len() + self.secrets.len()
     }
 }
@@ -55,7 +57,7 @@ pub fn run(sh: &Shell, ws: &Workspace) -> Result<bool> {
 
 /// The report as check results, for the JSON document: one failing check
 /// per drift row, problem and secret, or one passing check when clean.
-fn as_checks(report: &Report) -> Vec<CheckResult> {
+pub(crate) fn as_checks(report: &Report) -> Vec<CheckResult> {
     let mut out = Vec::new();
     for d in &report.drift {
         out.push(
@@ -78,13 +80,20 @@ fn as_checks(report: &Report) -> Vec<CheckResult> {
         out.push(CheckResult::fail(id, problem.clone(), "see the message"));
     }
     for f in &report.secrets {
-        out.push(
-            CheckResult::fail(
-                "secret",
-                format!("{}:{} {} {}", f.path, f.line, f.rule, f.masked),
+        let (at, fix) = match &f.commit {
+            Some(c) => (
+                format!("commit {} {}:{}", c.sha, f.path, f.line),
+                "rotate it, then remove it from the unpushed history (`git rebase -i`, or `git filter-repo --invert-paths --path FILE`) and push again",
+            ),
+            None => (
+                format!("{}:{}", f.path, f.line),
                 "remove it from the tracked file, rotate it, or allowlist it in release.toml",
-            )
-            .with(json!({"path": f.path, "line": f.line, "rule": f.rule})),
+            ),
+        };
+        let commit = f.commit.as_ref().map(|c| c.sha.as_str());
+        out.push(
+            CheckResult::fail("secret", format!("{at} {} {}", f.rule, f.masked), fix)
+                .with(json!({"path": f.path, "line": f.line, "rule": f.rule, "commit": commit})),
         );
     }
     if out.is_empty() {
@@ -104,6 +113,35 @@ pub fn problems(sh: &Shell, ws: &Workspace) -> (usize, String) {
 
 fn collect(sh: &Shell, ws: &Workspace) -> Report {
     let (root, config) = (&ws.root, &ws.config);
+    let mut report = tree_report(root, config);
+    match tracked_files(sh, root) {
+        Ok(paths) => {
+            report.scanned = paths.len();
+            for rel in paths {
+                let Ok(meta) = fs::symlink_metadata(root.join(&rel)) else {
+                    continue;
+                };
+                // Symlinks and huge files are not text we wrote by hand.
+                if !meta.is_file() || meta.len() > 8 << 20 {
+                    continue;
+                }
+                if let Ok(bytes) = fs::read(root.join(&rel)) {
+                    report.secrets.extend(
+                        secrets::scan(&rel, &bytes)
+                            .into_iter()
+                            .filter(|f| !allowed(&config.check.secret_allowlist, f)),
+                    );
+                }
+            }
+        }
+        Err(err) => report.problems.push(("secrets", format!("{err:#}"))),
+    }
+    report
+}
+
+/// Every check but the secret scan, on the files under `root` (the working
+/// tree, or a commit's files written out by the pre-push check).
+pub(crate) fn tree_report(root: &Path, config: &Config) -> Report {
     let mut report = Report::default();
     let expected = match changes::read_text(root, &config.version_file) {
         Ok(text) => match version::parse_version_file(&text) {
@@ -143,29 +181,18 @@ fn collect(sh: &Shell, ws: &Workspace) -> Report {
 
     check_manifests(root, config, expected.as_deref(), &mut report);
     check_guide(root, config, expected.as_deref(), &mut report);
-    match tracked_files(sh, root) {
-        Ok(paths) => {
-            report.scanned = paths.len();
-            for rel in paths {
-                let Ok(meta) = fs::symlink_metadata(root.join(&rel)) else {
-                    continue;
-                };
-                // Symlinks and huge files are not text we wrote by hand.
-                if !meta.is_file() || meta.len() > 8 << 20 {
-                    continue;
-                }
-                if let Ok(bytes) = fs::read(root.join(&rel)) {
-                    report.secrets.extend(
-                        secrets::scan(&rel, &bytes)
-                            .into_iter()
-                            .filter(|f| !allowed(&config.check.secret_allowlist, f)),
-                    );
-                }
-            }
-        }
-        Err(err) => report.problems.push(("secrets", format!("{err:#}"))),
-    }
     report
+}
+
+/// The files the tree checks read, relative to the root: what the
+/// pre-push check takes out of the pushed commit.
+pub(crate) fn tree_files(config: &Config) -> Vec<String> {
+    let mut out = vec![config.version_file.clone(), config.guide.clone()];
+    out.extend(config.version_files.iter().map(|f| f.path.clone()));
+    out.extend(config.channels.values().map(|c| c.manifest.clone()));
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// Manifest problems of every channel; the stable manifest's version and
@@ -297,7 +324,7 @@ fn release_target_block(text: &str) -> Option<BTreeMap<String, String>> {
     Some(out)
 }
 
-fn allowed(list: &[AllowEntry], finding: &Finding) -> bool {
+pub(crate) fn allowed(list: &[AllowEntry], finding: &Finding) -> bool {
     list.iter().any(|entry| {
         let path_ok = if entry.path.ends_with('/') {
             finding.path.starts_with(&entry.path)
@@ -352,8 +379,25 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
 }
 
 fn render(report: &Report, ws: &Workspace) -> String {
+    let mut out = render_problems(report);
+    if report.count() == 0 {
+        out.push_str(&format!(
+            "check: ok ({} linked files agree, {} manifest(s) and the guide valid, {} tracked files free of secrets)\n",
+            ws.config.version_files.len() + 2,
+            ws.config.channels.len(),
+            report.scanned
+        ));
+    } else {
+        out.push_str(&format!("check: {} problem(s)\n", report.count()));
+    }
+    out
+}
+
+/// The drift table, the problems by section and the secrets, without the
+/// closing line. Secrets found in commits get the history remedy: a
+/// deletion in a later commit leaves the key readable on the remote.
+pub(crate) fn render_problems(report: &Report) -> String {
     let mut out = String::new();
-    let total = report.count();
     if !report.drift.is_empty() {
         out.push_str("version drift (fix: `cargo xtask bump <VERSION>` re-syncs every file):\n");
         let width = report
@@ -382,27 +426,22 @@ fn render(report: &Report, ws: &Workspace) -> String {
         }
         out.push_str(&format!("  - {problem}\n"));
     }
-    if !report.secrets.is_empty() {
+    let (from_history, in_tree): (Vec<&Finding>, Vec<&Finding>) =
+        report.secrets.iter().partition(|f| f.commit.is_some());
+    if !from_history.is_empty() {
+        out.push_str(&crate::prepush::render_history(&from_history));
+    }
+    if !in_tree.is_empty() {
         out.push_str(
             "secrets in tracked files (remove them, rotate the key, and `git rm --cached` if needed; \
              a harmless one goes to [check] secret_allowlist in release.toml):\n",
         );
-        for f in &report.secrets {
+        for f in in_tree {
             out.push_str(&format!(
                 "  {}:{}  {}  {}\n",
                 f.path, f.line, f.rule, f.masked
             ));
         }
-    }
-    if total == 0 {
-        out.push_str(&format!(
-            "check: ok ({} linked files agree, {} manifest(s) and the guide valid, {} tracked files free of secrets)\n",
-            ws.config.version_files.len() + 2,
-            ws.config.channels.len(),
-            report.scanned
-        ));
-    } else {
-        out.push_str(&format!("check: {total} problem(s)\n"));
     }
     out
 }

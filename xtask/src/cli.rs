@@ -40,7 +40,7 @@ pub enum Command {
     /// Set the version in VERSION, the manifest and every linked file.
     Bump(Bump),
     /// The pre-push check: version drift, manifest, guide, secrets (offline).
-    Check,
+    Check(CheckArgs),
     /// Propose `[[version_files]]` for every tracked file holding the version.
     Init(Init),
     /// Install a git pre-push hook that runs `cargo xtask check`.
@@ -67,6 +67,25 @@ pub enum Command {
     Keygen(Keygen),
     /// Copy the exact bytes tested on one channel to another (beta -> stable).
     Promote(Promote),
+}
+
+/// What `check` reads: the working tree (default), the index, or a push.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Run as git's pre-push hook: read the hook's stdin (local ref, local
+    /// sha, remote ref, remote sha per line) and scan only the commits the
+    /// push adds to REMOTE (the hook's first argument); the tree checks run
+    /// on each pushed tip.
+    #[arg(long, value_name = "REMOTE", num_args = 0..=1, default_missing_value = "origin", conflicts_with = "staged")]
+    pub pre_push: Option<String>,
+    /// With --pre-push, after the push happened (CI): the pushed refs' own
+    /// remote-tracking refs do not count as already on the remote.
+    #[arg(long, requires = "pre_push")]
+    pub after_push: bool,
+    /// Check the index (what `git commit` would record), for a pre-commit
+    /// hook: the tree checks on the staged files, the scan on the staged lines.
+    #[arg(long)]
+    pub staged: bool,
 }
 
 #[derive(Debug, Args)]

@@ -15,6 +15,7 @@ mod config;
 mod edit;
 mod feed;
 mod gh;
+mod gitobj;
 mod grpc;
 mod hash;
 mod hook;
@@ -24,6 +25,7 @@ mod linked;
 mod manifest;
 mod output;
 mod preflight;
+mod prepush;
 mod proc;
 mod progress;
 mod promote;
@@ -86,7 +88,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     if cli.global.json {
         if !matches!(
             cli.command,
-            Command::Check
+            Command::Check(_)
                 | Command::Preflight(_)
                 | Command::Verify(_)
                 | Command::Release(_)
@@ -117,7 +119,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
             println!("{v}");
         }
         Command::Bump(task) => task.run(&sh, &load()?)?,
-        Command::Check => return Ok(verdict(check::run(&sh, &load()?)?)),
+        Command::Check(args) => return Ok(verdict(prepush::run(&sh, &load()?, &args)?)),
         Command::Init(task) => task.run(
             &sh,
             cli.global.root.as_deref(),

@@ -4,6 +4,8 @@
 //! compile and make each rule's edges explicit. Findings carry a masked
 //! value only: the scan itself must never print a secret.
 
+use base64::Engine as _;
+
 /// One secret found, with enough to find it and nothing to use it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
@@ -11,10 +13,21 @@ pub struct Finding {
     pub line: usize,
     pub rule: &'static str,
     pub masked: String,
+    /// The commit that added the line, when the scan read history (the
+    /// pre-push and CI range scans); `None` for the tree and the index.
+    pub commit: Option<Commit>,
 }
 
-/// Values of `GEMINI_API_KEY=` that are placeholders, not keys.
-const GEMINI_PLACEHOLDERS: &[&str] = &["", "YOUR_GEMINI_API_KEY_HERE"];
+/// A commit named in a finding: its id and its subject line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Commit {
+    pub sha: String,
+    pub subject: String,
+}
+
+/// Words that make an assigned value a placeholder wherever they stand
+/// between separators (`example`, `my-dummy-key`, `CHANGEME`).
+const PLACEHOLDER_WORDS: &[&str] = &["changeme", "example", "dummy"];
 const GITHUB_PREFIXES: &[&str] = &["ghp_", "gho_", "ghu_", "ghs_", "ghr_"];
 const GITHUB_PAT: &str = "github_pat_";
 
@@ -29,34 +42,61 @@ pub fn scan(path: &str, bytes: &[u8]) -> Vec<Finding> {
         return out;
     };
     for (index, line) in text.lines().enumerate() {
-        let mut push = |rule, masked| {
-            out.push(Finding {
-                path: path.to_string(),
-                line: index + 1,
-                rule,
-                masked,
-            })
-        };
-        if let Some(value) = gemini_value(line) {
-            push(
-                "gemini-api-key",
-                format!("GEMINI_API_KEY={}", mask(value, 0)),
-            );
-        }
-        if is_pem_private_key(line) {
-            push(
-                "pem-private-key",
-                "-----BEGIN … PRIVATE KEY-----".to_string(),
-            );
-        }
-        for token in github_tokens(line) {
-            push("github-token", token);
-        }
-        for key in google_keys(line) {
-            push("google-api-key", key);
-        }
+        out.extend(scan_line(line).into_iter().map(|(rule, masked)| Finding {
+            path: path.to_string(),
+            line: index + 1,
+            rule,
+            masked,
+            commit: None,
+        }));
     }
     out
+}
+
+/// The line rules on one line of text: (rule id, masked value) pairs. The
+/// shapes of real keys (PEM private keys, GitHub tokens, Google keys) are
+/// reported wherever they stand, in code and documentation alike; only the
+/// `GEMINI_API_KEY=` assignment, whose value has no shape, excuses the
+/// placeholders of [`is_placeholder`].
+pub fn scan_line(line: &str) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    if let Some(value) = gemini_value(line) {
+        out.push((
+            "gemini-api-key",
+            format!("GEMINI_API_KEY={}", mask(value, 0)),
+        ));
+    }
+    if is_pem_private_key(line) {
+        out.push((
+            "pem-private-key",
+            "-----BEGIN … PRIVATE KEY-----".to_string(),
+        ));
+    }
+    out.extend(github_tokens(line).into_iter().map(|t| ("github-token", t)));
+    out.extend(google_keys(line).into_iter().map(|k| ("google-api-key", k)));
+    out
+}
+
+/// Whether an assigned value is a placeholder, not a secret. The list,
+/// compared case-insensitively (also in the README):
+/// - empty, or one character repeated (`xxxxxxxx`, `0000`, `****`);
+/// - `your…here` (`your_api_key_here`, `YOUR_GEMINI_API_KEY_HERE`);
+/// - `<…>` (`<your key>`), and `$VAR` / `${VAR}` references;
+/// - anything starting with `xxx`;
+/// - `changeme`, `example` or `dummy`, alone or as a word between
+///   non-alphanumeric separators (`example_key`, `dummy-token`).
+pub fn is_placeholder(value: &str) -> bool {
+    let v = value.trim().to_ascii_lowercase();
+    let Some(first) = v.chars().next() else {
+        return true;
+    };
+    v.chars().all(|c| c == first)
+        || (v.starts_with('<') && v.ends_with('>'))
+        || v.starts_with('$')
+        || (v.starts_with("your") && v.ends_with("here"))
+        || v.starts_with("xxx")
+        || v.split(|c: char| !c.is_ascii_alphanumeric())
+            .any(|word| PLACEHOLDER_WORDS.contains(&word))
 }
 
 /// Shows `keep` leading characters, then stars and the length.
@@ -66,7 +106,7 @@ fn mask(value: &str, keep: usize) -> String {
 }
 
 /// The value of an env-style `GEMINI_API_KEY=value` line when it is a real
-/// key: not empty, not the placeholder, not a `$VAR` reference.
+/// key: not a placeholder.
 fn gemini_value(line: &str) -> Option<&str> {
     let trimmed = line.trim_start();
     let trimmed = trimmed.strip_prefix("export ").unwrap_or(trimmed);
@@ -77,10 +117,7 @@ fn gemini_value(line: &str) -> Option<&str> {
         .and_then(|v| v.strip_suffix('"'))
         .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
         .unwrap_or(value);
-    if GEMINI_PLACEHOLDERS.contains(&value) || value.starts_with('$') {
-        return None;
-    }
-    Some(value)
+    (!is_placeholder(value)).then_some(value)
 }
 
 /// A PEM header of any private key: RSA, EC, OPENSSH, ENCRYPTED or PKCS#8.
@@ -141,31 +178,71 @@ fn google_keys(line: &str) -> Vec<String> {
         .collect()
 }
 
-/// A raw Ed25519 private key file as Sparkle and most tools store it: the
-/// whole file is base64 of a 32-byte seed or a 64-byte secret key, or the
-/// raw bytes themselves in a file named like a key. Public keys have the
-/// same shape, so files whose name says `pub` are left alone.
-fn raw_ed25519_key(path: &str, bytes: &[u8]) -> Option<Finding> {
+/// A raw Ed25519 private key file as Sparkle's tools write it: the whole
+/// file is the base64 of a 32-byte seed (`generate_keys -x`) or of a
+/// 64-byte key (seed and public key, or the legacy expanded key of
+/// orlp/ed25519); or the raw bytes themselves in a file named like a key.
+///
+/// Public keys and signatures have the same base64 shape, so the bytes
+/// decide where they can: 64 bytes are a key when their second half is the
+/// public key of the first or their first half is a clamped scalar (a
+/// signature's first half is a curve point, clamped-looking 1 time in 32,
+/// so a key is never missed); 32 bytes are a seed unless the file's name
+/// says `pub` and the bytes are a valid curve point, as a public key is.
+pub fn raw_ed25519_key(path: &str, bytes: &[u8]) -> Option<Finding> {
     let name = path.rsplit('/').next().unwrap_or(path).to_ascii_lowercase();
-    if name.contains("pub") {
-        return None;
-    }
-    let keyish = name.contains("ed25519") || name.contains("private") || name.ends_with(".key");
-    let base64_key = std::str::from_utf8(bytes).ok().is_some_and(|text| {
+    let public_name = name.contains("pub");
+    let decoded = std::str::from_utf8(bytes).ok().and_then(|text| {
         let t = text.trim();
         (t.len() == 44 || t.len() == 88)
-            && t.ends_with('=')
-            && t.trim_end_matches('=')
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+            .then(|| base64::engine::general_purpose::STANDARD.decode(t).ok())
+            .flatten()
     });
-    let raw_key = keyish && (bytes.len() == 32 || bytes.len() == 64) && !base64_key;
-    (base64_key || raw_key).then(|| Finding {
+    let key = match decoded.as_deref() {
+        Some(b) if b.len() == 64 => keypair(b) || clamped(&b[..32]),
+        Some(b) if b.len() == 32 => !(public_name && is_point(b)),
+        Some(_) => false,
+        None => {
+            let keyish =
+                name.contains("ed25519") || name.contains("private") || name.ends_with(".key");
+            !public_name && keyish && (bytes.len() == 32 || bytes.len() == 64)
+        }
+    };
+    key.then(|| Finding {
         path: path.to_string(),
         line: 1,
         rule: "ed25519-private-key",
-        masked: format!("<{}-byte key file>", bytes.len()),
+        masked: format!(
+            "<{}-byte key file>",
+            decoded.as_ref().map_or(bytes.len(), Vec::len)
+        ),
+        commit: None,
     })
+}
+
+/// A 64-byte key as libsodium and Sparkle 2 keep it: seed, then its public key.
+fn keypair(bytes: &[u8]) -> bool {
+    let (Ok(seed), Ok(public)) = (
+        <[u8; 32]>::try_from(&bytes[..32]),
+        <[u8; 32]>::try_from(&bytes[32..]),
+    ) else {
+        return false;
+    };
+    ed25519_dalek::SigningKey::from_bytes(&seed)
+        .verifying_key()
+        .as_bytes()
+        == &public
+}
+
+/// An Ed25519 scalar as key generation clamps it (low 3 bits clear, top
+/// bit clear, second-highest bit set): the first half of an expanded key.
+fn clamped(half: &[u8]) -> bool {
+    half[0] & 7 == 0 && half[31] & 0xc0 == 0x40
+}
+
+/// Whether 32 bytes decode as a point of the curve, as every public key does.
+fn is_point(bytes: &[u8]) -> bool {
+    <[u8; 32]>::try_from(bytes).is_ok_and(|b| ed25519_dalek::VerifyingKey::from_bytes(&b).is_ok())
 }
 
 #[cfg(test)]
