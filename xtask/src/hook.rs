@@ -1,8 +1,10 @@
-//! `cargo xtask install-hook`: a git pre-push hook that runs the check.
+//! `cargo xtask install-hook`: a git pre-push hook that runs the check on
+//! what is being pushed (`check --pre-push`).
 //!
-//! The hook carries a marker line so that a rerun recognises its own file
-//! (and updates it) but never overwrites a hook someone else wrote unless
-//! told to with `--force`.
+//! The hook carries a marker line so that a rerun recognises its own file,
+//! also one an older version wrote, and replaces it with the current one;
+//! it never overwrites a hook someone else wrote unless told to with
+//! `--force`.
 
 use std::{fs, os::unix::fs::PermissionsExt, path::PathBuf};
 
@@ -16,8 +18,9 @@ const MARKER: &str = "# installed by `cargo xtask install-hook`";
 fn hook_text() -> String {
     format!(
         "#!/bin/sh\n{MARKER}; reinstall with the same command.\n\
-         # Refuses a push whose workspace fails the release check.\n\
-         exec cargo xtask check\n"
+         # Refuses a push whose new commits add a secret, or whose pushed tip\n\
+         # fails the release check. git gives the remote as $1, the refs on stdin.\n\
+         exec cargo xtask check --pre-push \"$1\"\n"
     )
 }
 
@@ -56,6 +59,11 @@ impl InstallHook {
             fs::write(&path, "").with_context(|| format!("cannot create {shown}"))?;
         }
         let old = fs::read_to_string(&path).unwrap_or_default();
+        let verb = if old.contains(MARKER) {
+            "updated"
+        } else {
+            "installed"
+        };
         changes::apply(&[changes::FileChange {
             rel: shown.to_string(),
             abs: path.clone(),
@@ -64,7 +72,7 @@ impl InstallHook {
         }])?;
         fs::set_permissions(&path, fs::Permissions::from_mode(0o755))
             .with_context(|| format!("cannot make {shown} executable"))?;
-        crate::say!("installed pre-push hook at {shown}");
+        crate::say!("{verb} pre-push hook at {shown}");
         Ok(())
     }
 }
