@@ -319,3 +319,177 @@ fn drift_report_matches_golden() {
         "rerun with UPDATE_GOLDEN=1 after an intended change"
     );
 }
+
+/// The documented placeholder forms pass, in documentation and in env
+/// files alike.
+#[test]
+fn each_placeholder_form_passes_also_in_documentation() {
+    let forms = [
+        "your_gemini_api_key_here",
+        "your_api_key_here",
+        "YOUR_GEMINI_API_KEY_HERE",
+        "Your-Key-Here",
+        "<your-gemini-key>",
+        "xxxxxxxxxxxx",
+        "XXX_REPLACE_ME",
+        "changeme",
+        "CHANGEME",
+        "example",
+        "example_key",
+        "dummy",
+        "DUMMY-KEY",
+        "",
+        "\"\"",
+        "aaaaaaaa",
+        "********",
+        "$GEMINI_API_KEY",
+        "\"${GEMINI_API_KEY}\"",
+    ];
+    for form in forms {
+        for rel in [
+            "docs/SETUP.md",
+            "server/Docs/GEMINI.md",
+            "server/config.env",
+        ] {
+            let fx = Fixture::new();
+            fx.write(
+                rel,
+                format!("# Setup\n\n```sh\nGEMINI_API_KEY={form}\n```\n"),
+            );
+            fx.git_init();
+            let run = fx.run(&["check"]);
+            assert_eq!(run.code, 0, "{rel}: `{form}` is a placeholder: {run:?}");
+        }
+    }
+    // The check of this very guard: a real value in the same place fails.
+    for value in ["realgeminikey123", "\"s3cr3t-prod-value\""] {
+        let fx = Fixture::new();
+        fx.write("docs/SETUP.md", format!("GEMINI_API_KEY={value}\n"));
+        fx.git_init();
+        assert_eq!(fx.run(&["check"]).code, 1, "`{value}` is a key");
+    }
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn signing_key(seed: u8) -> ed25519_dalek::SigningKey {
+    ed25519_dalek::SigningKey::from_bytes(&[seed; 32])
+}
+
+/// Real key shapes fail wherever they stand, whatever their surroundings
+/// say (`example`, documentation, placeholder words next to them).
+#[test]
+fn each_real_key_shape_fails_also_in_documentation() {
+    let google = format!("AI{}{}", "za", "Sy".repeat(17) + "Q");
+    let gh = format!("gh{}_{}", "p", "Zx9".repeat(12));
+    let pem = format!("-----BEGIN {} PRIVATE KEY-----", "RSA");
+    let key = signing_key(9);
+    // orlp/ed25519's private key, Sparkle's legacy format: SHA-512 of the
+    // seed with its first half clamped.
+    let mut legacy_bytes = {
+        use sha2::Digest as _;
+        sha2::Sha512::digest(key.to_bytes()).to_vec()
+    };
+    legacy_bytes[0] &= 248;
+    legacy_bytes[31] &= 127;
+    legacy_bytes[31] |= 64;
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "docs/API.md",
+            format!("Example (not a real key): `GEMINI_API_KEY={google}`\n"),
+            "google-api-key",
+        ),
+        (
+            "docs/API.md",
+            format!("your_token_here, e.g. dummy {google}\n"),
+            "google-api-key",
+        ),
+        (
+            "README.md",
+            format!("export GITHUB_TOKEN={gh}  # example only\n"),
+            "github-token",
+        ),
+        (
+            "docs/keys.md",
+            format!("Example key:\n\n```\n{pem}\nMIIEexample\n```\n"),
+            "pem-private-key",
+        ),
+        // Sparkle's `generate_keys -x`: the base64 seed, alone in a file.
+        (
+            "docs/example_sparkle_key",
+            format!("{}\n", b64(&key.to_bytes())),
+            "ed25519-private-key",
+        ),
+        // Seed and public key (64 bytes), and the legacy expanded key.
+        (
+            "signing/ed25519_keypair.txt",
+            b64(&key.to_keypair_bytes()),
+            "ed25519-private-key",
+        ),
+        (
+            "signing/legacy.key",
+            b64(&legacy_bytes),
+            "ed25519-private-key",
+        ),
+    ];
+    for (rel, content, rule) in cases {
+        let fx = Fixture::new();
+        fx.write(rel, &content);
+        fx.git_init();
+        let run = fx.run(&["check"]);
+        assert_eq!(run.code, 1, "{rel}: {content}: {run:?}");
+        assert!(
+            run.stdout
+                .lines()
+                .any(|l| l.trim_start().starts_with(rel) && l.contains(rule)),
+            "{rel} {rule}: {run:?}"
+        );
+    }
+}
+
+/// Public keys and signatures have the base64 shape of a key and are
+/// never flagged: `SUPublicEDKey`, `[signing] public_key`,
+/// `artifact.ed25519`, and a public key or a signature alone in a file.
+#[test]
+fn public_keys_and_signatures_are_never_flagged() {
+    use ed25519_dalek::Signer as _;
+    let key = signing_key(5);
+    let public = b64(key.verifying_key().as_bytes());
+    let signature = b64(&key.sign(b"Nexy.dmg bytes").to_bytes());
+    let fx = Fixture::new();
+    fx.write(
+        "client/Info.plist",
+        format!("<dict>\n  <key>SUPublicEDKey</key>\n  <string>{public}</string>\n</dict>\n"),
+    );
+    fx.write("client/sparkle_public_key.pub", format!("{public}\n"));
+    fx.write("release_inbox/Nexy.dmg.sig", &signature);
+    let config = fx.read("release.toml");
+    fx.write(
+        "release.toml",
+        format!("{config}\n[signing]\npublic_key = \"{public}\"\n"),
+    );
+    fx.edit(
+        MANIFEST,
+        "\"ed25519\": \"\"",
+        &format!("\"ed25519\": \"{signature}\""),
+    );
+    fx.git_init();
+    let run = fx.run(&["check"]);
+    assert!(!run.stdout.contains("secrets in tracked files"), "{run:?}");
+
+    // The guard itself: the same file with the private seed is flagged.
+    fx.write(
+        "client/sparkle_private_key",
+        format!("{}\n", b64(&key.to_bytes())),
+    );
+    fx.git_init();
+    let run = fx.run(&["check"]);
+    assert!(
+        run.stdout
+            .contains("client/sparkle_private_key:1  ed25519-private-key"),
+        "{run:?}"
+    );
+}

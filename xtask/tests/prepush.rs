@@ -385,3 +385,44 @@ fn install_hook_replaces_the_hook_an_older_version_wrote() {
     assert!(run.stdout.contains("updated pre-push hook"), "{run:?}");
     assert_eq!(fs::read_to_string(&hook).unwrap(), current);
 }
+
+#[test]
+fn pushed_placeholders_pass_and_pushed_key_files_fail() {
+    let repo = Repo::new();
+    assert_eq!(repo.git(&["push", "-q", "origin", "main"]).code, 0);
+    // The real repository's three documentation lines.
+    repo.fx.write(
+        "server/Docs/GEMINI_SETUP.md",
+        "```\nGEMINI_API_KEY=your_gemini_api_key_here\n```\nor\n\nGEMINI_API_KEY=your_gemini_api_key_here\nGEMINI_API_KEY=your_api_key_here\n",
+    );
+    repo.commit_all("docs");
+    let run = repo.git(&["push", "origin", "main"]);
+    assert_eq!(run.code, 0, "{run:?}");
+
+    // A raw key file (read whole from git), and one git takes for binary.
+    repo.fx.write(
+        "keys/sparkle_ed25519",
+        format!("{}=\n", "s3Kr".repeat(10) + "abc"),
+    );
+    repo.fx.write("keys/.gitattributes", "*.env -diff\n");
+    repo.fx.write(
+        "keys/prod.env",
+        format!("GEMINI_API_KEY=real-{}\n", "k".repeat(20) + "9"),
+    );
+    let added = repo.commit_all("keys");
+    let run = repo.git(&["push", "origin", "main"]);
+    assert_ne!(run.code, 0, "{run:?}");
+    let all = run.all();
+    for (path, rule) in [
+        ("keys/sparkle_ed25519:1", "ed25519-private-key"),
+        ("keys/prod.env:1", "gemini-api-key"),
+    ] {
+        assert!(
+            all.contains(&format!(
+                "commit {} \"keys\"  {path}  {rule}",
+                short(&added)
+            )),
+            "{path}: {all}"
+        );
+    }
+}
