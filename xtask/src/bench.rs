@@ -10,7 +10,11 @@
 //!    uploaded, next to the floor (one plain upload of the same bytes) and
 //!    the naive `gh release upload --clobber` flow;
 //! 3. availability of the fixed download URLs while each flow publishes;
-//! 4. `cargo xtask check` warm, and the xtask's cold build.
+//! 4. `cargo xtask check` warm, and the xtask's cold build;
+//! 5. the secret scan of a push on a synthetic repository the size of the
+//!    real one, next to detect-secrets (`secrets.rs`).
+//!
+//! `--only hashing,release,check,secrets` runs some of them.
 //!
 //! These are benchmarks, not tests: a missed target is reported, not
 //! fatal. Progress goes to stderr while the sections run; the in-process
@@ -20,6 +24,7 @@ mod check;
 mod hashing;
 mod poll;
 mod release;
+mod secrets;
 
 use std::{
     fmt::Write as _,
@@ -31,7 +36,11 @@ use std::{
 use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
-use crate::{cli::Bench, config::Workspace, proc};
+use crate::{
+    cli::{Bench, BenchPart},
+    config::Workspace,
+    proc,
+};
 
 /// Set in the environment of a child `xtask bench` to make it hash one
 /// file and exit, so that our hasher's peak memory is measured in a
@@ -48,32 +57,52 @@ impl Bench {
         let scratch = TempDir::new_in(&base)?;
         eprintln!("bench: scratch files go to {}", scratch.path().display());
 
-        // The check section runs before the release section, whose
-        // stand-in environment (proxies, GH_HOST) it must not inherit.
-        eprintln!(
-            "bench: [1/4] hashing ({} MiB and {} MiB files)",
-            self.hash_mib, self.big_mib
-        );
-        let hashing = hashing::run(sh, ws, scratch.path(), self.hash_mib, self.big_mib)
-            .unwrap_or_else(|e| Section::failed("1. hashing", &e));
-        eprintln!("bench: [4/4] `cargo xtask check` warm, and the cold build");
-        let check = check::run(sh, ws, scratch.path())
-            .unwrap_or_else(|e| Section::failed("4. `cargo xtask check` and the build", &e));
-        eprintln!(
-            "bench: [2-3/4] the release against the stand-in ({} MB DMG, {} MB PKG) and availability",
-            self.dmg_mb, self.pkg_mb
-        );
-        let (release, availability) =
+        let wants = |part| self.only.is_empty() || self.only.contains(&part);
+        let mut sections = Vec::new();
+        // The check sections run before the release section, whose
+        // stand-in environment (proxies, GH_HOST) they must not inherit.
+        if wants(BenchPart::Hashing) {
+            eprintln!(
+                "bench: [1/5] hashing ({} MiB and {} MiB files)",
+                self.hash_mib, self.big_mib
+            );
+            sections.push(
+                hashing::run(sh, ws, scratch.path(), self.hash_mib, self.big_mib)
+                    .unwrap_or_else(|e| Section::failed("1. hashing", &e)),
+            );
+        }
+        let mut later = Vec::new();
+        if wants(BenchPart::Check) {
+            eprintln!("bench: [4/5] `cargo xtask check` warm, and the cold build");
+            later.push(
+                check::run(sh, ws, scratch.path()).unwrap_or_else(|e| {
+                    Section::failed("4. `cargo xtask check` and the build", &e)
+                }),
+            );
+        }
+        if wants(BenchPart::Secrets) {
+            eprintln!("bench: [5/5] the secret scan of a push, and detect-secrets");
+            later.push(
+                secrets::run(sh, scratch.path())
+                    .unwrap_or_else(|e| Section::failed("5. secret scan of a push", &e)),
+            );
+        }
+        if wants(BenchPart::Release) {
+            eprintln!(
+                "bench: [2-3/5] the release against the stand-in ({} MB DMG, {} MB PKG) and availability",
+                self.dmg_mb, self.pkg_mb
+            );
             match release::run(sh, ws, config, scratch.path(), self.dmg_mb, self.pkg_mb) {
-                Ok(pair) => pair,
-                Err(e) => (
+                Ok((release, availability)) => sections.extend([release, availability]),
+                Err(e) => sections.extend([
                     Section::failed("2. the release against the stand-in", &e),
                     Section::failed("3. availability during publish", &e),
-                ),
-            };
+                ]),
+            }
+        }
+        sections.extend(later);
         drop(scratch);
 
-        let sections = [hashing, release, availability, check];
         println!("\n== benchmark results");
         for section in &sections {
             println!("\n{}", section.render());

@@ -130,6 +130,20 @@ pub struct Bench {
     /// Where to put the large scratch files (default: the system temp dir).
     #[arg(long, value_name = "DIR")]
     pub scratch: Option<PathBuf>,
+    /// Run only these sections (comma-separated; default: all).
+    #[arg(long, value_delimiter = ',', value_name = "SECTIONS")]
+    pub only: Vec<BenchPart>,
+}
+
+/// The sections of `cargo xtask bench`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchPart {
+    Hashing,
+    /// The release against the stand-in and availability (one run).
+    Release,
+    Check,
+    /// The secret scan of a push, next to detect-secrets.
+    Secrets,
 }
 
 #[derive(Debug, Args)]
