@@ -397,10 +397,15 @@ pub fn fmt_mb(bytes: u64) -> String {
 pub struct TempDir(PathBuf);
 
 impl TempDir {
-    pub fn new_in(base: &Path) -> Result<TempDir> {
+    fn new_in(base: &Path) -> Result<TempDir> {
+        TempDir::named(base, "nexy-bench")
+    }
+
+    /// A fresh directory `PREFIX-PID-N` in `base`.
+    pub fn named(base: &Path, prefix: &str) -> Result<TempDir> {
         fs::create_dir_all(base).with_context(|| format!("cannot create {}", base.display()))?;
         for i in 0..100 {
-            let dir = base.join(format!("nexy-bench-{}-{i}", std::process::id()));
+            let dir = base.join(format!("{prefix}-{}-{i}", std::process::id()));
             if fs::create_dir(&dir).is_ok() {
                 let dir = fs::canonicalize(&dir)
                     .with_context(|| format!("cannot resolve {}", dir.display()))?;

@@ -157,6 +157,14 @@ fn pre_push(
         .filter(|(_, size)| size.is_some())
         .map(|(sha, _)| sha.clone())
         .collect();
+    if updates.is_empty() {
+        return finish(
+            ws,
+            "check --pre-push: ok (git named no ref: nothing is pushed)",
+            Vec::new(),
+            Report::default(),
+        );
+    }
     let revs = plan_revs(updates, remote, after_push, &known);
     if revs.is_empty() {
         return finish(
@@ -298,7 +306,7 @@ fn secrets_of(
 /// when `rev` holds it, so a pushed change of `release.toml` is judged
 /// with the files it describes.
 fn tree_at(sh: &Shell, ws: &Workspace, rev: &str) -> Result<Report> {
-    let scratch = TempDir::new_in(&std::env::temp_dir())?;
+    let scratch = TempDir::named(&std::env::temp_dir(), "nexy-check")?;
     let dir = scratch.path();
     let config_rel = ws
         .config_path

@@ -426,3 +426,29 @@ fn pushed_placeholders_pass_and_pushed_key_files_fail() {
         );
     }
 }
+
+#[test]
+fn a_key_added_by_a_merge_resolution_is_refused() {
+    let repo = Repo::new();
+    assert_eq!(repo.git(&["push", "-q", "origin", "main"]).code, 0);
+    repo.git_ok(&["checkout", "-q", "-b", "side"]);
+    repo.fx.write("client/m.txt", "side\n");
+    repo.commit_all("side");
+    assert_eq!(repo.git(&["push", "-q", "origin", "side"]).code, 0);
+    repo.git_ok(&["checkout", "-q", "main"]);
+    repo.fx.write("client/m.txt", "main\n");
+    repo.commit_all("main side of m");
+    assert_ne!(repo.git(&["merge", "-q", "side"]).code, 0, "a conflict");
+    repo.fx
+        .write("client/m.txt", format!("both\nk = '{}'\n", google_key()));
+    let merge = repo.commit_all("merge side");
+    let run = repo.git(&["push", "origin", "main"]);
+    assert_ne!(run.code, 0, "{run:?}");
+    assert!(
+        run.all().contains(&format!(
+            "commit {} \"merge side\"  client/m.txt:2  google-api-key",
+            short(&merge)
+        )),
+        "{run:?}"
+    );
+}
