@@ -14,52 +14,56 @@ use xshell::{cmd, Shell};
 /// index, or a bare object id), in order; `None` where git has no such
 /// object. Specs holding a newline cannot be asked and count as missing.
 pub fn read_many(sh: &Shell, root: &Path, specs: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
-    let asked: Vec<&String> = specs.iter().filter(|s| !s.contains('\n')).collect();
-    if asked.is_empty() {
+    let Some((out, asked)) = cat_file(sh, root, "--batch", specs)? else {
         return Ok(vec![None; specs.len()]);
-    }
-    let input: String = asked.iter().map(|s| format!("{s}\n")).collect();
-    let out = cmd!(sh, "git -C {root} cat-file --batch")
-        .stdin(input)
-        .quiet()
-        .ignore_stderr()
-        .output()
-        .context("`git cat-file --batch` failed; is git installed and is this a git checkout?")?;
-    let mut answers = parse_batch(&out.stdout, asked.len())?.into_iter();
-    Ok(specs
-        .iter()
-        .map(|s| {
-            if s.contains('\n') {
-                None
-            } else {
-                answers.next().flatten()
-            }
-        })
-        .collect())
+    };
+    Ok(spread(specs, parse_batch(&out, asked)?.into_iter()))
 }
 
 /// The size in bytes of each object named by `specs`, `None` where git
 /// has no such object (`git cat-file --batch-check`).
 pub fn sizes(sh: &Shell, root: &Path, specs: &[String]) -> Result<Vec<Option<u64>>> {
-    let asked: Vec<&String> = specs.iter().filter(|s| !s.contains('\n')).collect();
-    if asked.is_empty() {
+    let Some((out, _)) = cat_file(sh, root, "--batch-check", specs)? else {
         return Ok(vec![None; specs.len()]);
-    }
-    let input: String = asked.iter().map(|s| format!("{s}\n")).collect();
-    let out = cmd!(sh, "git -C {root} cat-file --batch-check")
-        .stdin(input)
-        .quiet()
-        .ignore_stderr()
-        .output()
-        .context("`git cat-file --batch-check` failed; is git installed?")?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut answers = text.lines().map(|l| {
+    };
+    let text = String::from_utf8_lossy(&out);
+    let answers = text.lines().map(|l| {
         let mut fields = l.rsplitn(3, ' ');
         let size = fields.next().and_then(|s| s.parse().ok());
         let kind = fields.next();
         size.filter(|_| kind.is_some_and(|k| k != "missing" && k != "ambiguous"))
     });
-    Ok(specs
+    Ok(spread(specs, answers))
+}
+
+/// One `git cat-file MODE` over the specs that can be asked (a newline
+/// would end the question early); its stdout and how many were asked, or
+/// `None` when none can be.
+fn cat_file(
+    sh: &Shell,
+    root: &Path,
+    mode: &str,
+    specs: &[String],
+) -> Result<Option<(Vec<u8>, usize)>> {
+    let asked: Vec<&String> = specs.iter().filter(|s| !s.contains('\n')).collect();
+    if asked.is_empty() {
+        return Ok(None);
+    }
+    let input: String = asked.iter().map(|s| format!("{s}\n")).collect();
+    let out = cmd!(sh, "git -C {root} cat-file {mode}")
+        .stdin(input)
+        .quiet()
+        .ignore_stderr()
+        .output()
+        .with_context(|| {
+            format!("`git cat-file {mode}` failed; is git installed and is this a git checkout?")
+        })?;
+    Ok(Some((out.stdout, asked.len())))
+}
+
+/// The answers to the asked specs, spread back over all of them.
+fn spread<T>(specs: &[String], mut answers: impl Iterator<Item = Option<T>>) -> Vec<Option<T>> {
+    specs
         .iter()
         .map(|s| {
             if s.contains('\n') {
@@ -68,7 +72,7 @@ pub fn sizes(sh: &Shell, root: &Path, specs: &[String]) -> Result<Vec<Option<u64
                 answers.next().flatten()
             }
         })
-        .collect())
+        .collect()
 }
 
 /// Writes `rev:path` of each of `paths` under `dest` (missing files are
