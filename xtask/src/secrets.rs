@@ -305,4 +305,39 @@ mod tests {
         );
         assert!(scan("blob.bin", &[7u8; 64]).is_empty());
     }
+
+    #[test]
+    fn the_placeholder_list() {
+        for value in [
+            "",
+            " ",
+            "x",
+            "xxxxxxxx",
+            "XXX-replace",
+            "0000",
+            "****",
+            "your_api_key_here",
+            "YOUR_GEMINI_API_KEY_HERE",
+            "<key>",
+            "$KEY",
+            "${KEY}",
+            "changeme",
+            "ChangeMe",
+            "example",
+            "an-example-key",
+            "DUMMY",
+            "dummy_value",
+        ] {
+            assert!(is_placeholder(value), "`{value}` is a placeholder");
+        }
+        for value in [
+            "s3cr3tvalue",
+            "examplekey42",
+            "yours",
+            "abab",
+            "dummies-not",
+        ] {
+            assert!(!is_placeholder(value), "`{value}` is not a placeholder");
+        }
+    }
 }
