@@ -179,10 +179,12 @@ fn pre_push(
         sh,
         "git -C {root} -c core.quotePath=false -c log.showRoot=true log --reverse -p -U0 -M --no-color --no-ext-diff --no-textconv --no-relative --no-show-signature --diff-merges=remerge --src-prefix=a/ --dst-prefix=b/ {format} {revs...} --"
     )
-    .quiet()
-    .output()
-    .context("`git log` of the pushed commits failed; are the pushed commits in this repository?")?;
-    let scanned = patch::scan(&out.stdout);
+    .quiet();
+    let out = patch_of(
+        out,
+        "`git log` of the pushed commits failed (git 2.36 or newer is needed for --diff-merges=remerge)",
+    )?;
+    let scanned = patch::scan(&out);
     if scanned.commits.is_empty() {
         return finish(ws, &format!("check --pre-push: ok (nothing new for {remote}: every pushed commit is there already)"), Vec::new(), Report::default());
     }
@@ -239,10 +241,12 @@ fn staged(sh: &Shell, ws: &Workspace) -> Result<bool> {
         sh,
         "git -C {root} -c core.quotePath=false diff --cached -p -U0 -M --no-color --no-ext-diff --no-textconv --no-relative --src-prefix=a/ --dst-prefix=b/"
     )
-    .quiet()
-    .output()
-    .context("`git diff --cached` failed; --staged needs a git checkout")?;
-    let scanned = patch::scan(&out.stdout);
+    .quiet();
+    let out = patch_of(
+        out,
+        "`git diff --cached` failed; --staged needs a git checkout",
+    )?;
+    let scanned = patch::scan(&out);
     let mut report = secrets_of(sh, ws, scanned.findings, &scanned.whole, &[])?;
     report.scanned = scanned.added_lines;
     let ok_line = format!(
@@ -251,6 +255,21 @@ fn staged(sh: &Shell, ws: &Workspace) -> Result<bool> {
     );
     let index = tree_at(sh, ws, "")?;
     finish(ws, &ok_line, vec![("the index".to_string(), index)], report)
+}
+
+/// The patch git prints, or an error with `what` and git's own words.
+fn patch_of(c: xshell::Cmd<'_>, what: &str) -> Result<Vec<u8>> {
+    let out = c
+        .ignore_status()
+        .output()
+        .with_context(|| format!("{what}: cannot run git; is it installed?"))?;
+    if !out.status.success() {
+        bail!(
+            "{what}: {}",
+            crate::gh::last_lines(&String::from_utf8_lossy(&out.stderr), 3)
+        );
+    }
+    Ok(out.stdout)
 }
 
 /// The findings of the line rules plus the whole-file reads, minus the
