@@ -40,6 +40,9 @@ use crate::{
 /// not text anyone wrote by hand, as in the working-tree scan.
 const WHOLE_FILE_LIMIT: u64 = 8 << 20;
 
+/// The path of a finding in a commit's subject line.
+const MESSAGE: &str = "(commit message)";
+
 /// One line of a pre-push hook's stdin.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefUpdate {
@@ -146,6 +149,13 @@ fn pre_push(
     after_push: bool,
 ) -> Result<bool> {
     let root = &ws.root;
+    if updates.is_empty() {
+        return finish(
+            "check --pre-push: ok (git named no ref: nothing is pushed)",
+            Vec::new(),
+            Report::default(),
+        );
+    }
     let olds: Vec<String> = updates
         .iter()
         .filter(|u| !is_zero(&u.local_sha) && !is_zero(&u.remote_sha))
@@ -157,18 +167,9 @@ fn pre_push(
         .filter(|(_, size)| size.is_some())
         .map(|(sha, _)| sha.clone())
         .collect();
-    if updates.is_empty() {
-        return finish(
-            ws,
-            "check --pre-push: ok (git named no ref: nothing is pushed)",
-            Vec::new(),
-            Report::default(),
-        );
-    }
     let revs = plan_revs(updates, remote, after_push, &known);
     if revs.is_empty() {
         return finish(
-            ws,
             "check --pre-push: ok (only deletions: nothing is pushed)",
             Vec::new(),
             Report::default(),
@@ -186,24 +187,35 @@ fn pre_push(
     )?;
     let scanned = patch::scan(&out);
     if scanned.commits.is_empty() {
-        return finish(ws, &format!("check --pre-push: ok (nothing new for {remote}: every pushed commit is there already)"), Vec::new(), Report::default());
+        let nothing = format!(
+            "check --pre-push: ok (nothing new for {remote}: every pushed commit is there already)"
+        );
+        return finish(&nothing, Vec::new(), Report::default());
     }
     let mut secrets_report =
         secrets_of(sh, ws, scanned.findings, &scanned.whole, &scanned.commits)?;
     for c in &scanned.commits {
         if !secrets::scan_line(&c.subject).is_empty() {
             secrets_report.secrets.push(Finding {
-                path: "(commit message)".into(),
+                path: MESSAGE.into(),
                 line: 1,
                 rule: "secret-in-commit-message",
                 masked: "(subject withheld)".into(),
-                commit: Some(secrets::Commit {
-                    sha: c.sha.clone(),
-                    subject: String::new(),
-                }),
+                // The subject stays for the record; rendering withholds it.
+                commit: Some(c.clone()),
             });
         }
     }
+    // In commit order (a stable sort keeps each commit's lines in order),
+    // so that the first finding names the oldest commit to rebase from.
+    let order = |f: &Finding| {
+        let sha = f.commit.as_ref().map(|c| c.sha.as_str());
+        scanned
+            .commits
+            .iter()
+            .position(|c| Some(c.sha.as_str()) == sha)
+    };
+    secrets_report.secrets.sort_by_key(order);
     secrets_report.scanned = scanned.commits.len();
     let mut tips = Vec::new();
     for u in updates.iter().filter(|u| !is_zero(&u.local_sha)) {
@@ -232,7 +244,7 @@ fn pre_push(
         .into_iter()
         .map(|(sha, r, report)| (format!("the pushed tip {} ({r})", short(&sha)), report))
         .collect();
-    finish(ws, &ok_line, tips, secrets_report)
+    finish(&ok_line, tips, secrets_report)
 }
 
 fn staged(sh: &Shell, ws: &Workspace) -> Result<bool> {
@@ -254,7 +266,7 @@ fn staged(sh: &Shell, ws: &Workspace) -> Result<bool> {
         scanned.added_lines
     );
     let index = tree_at(sh, ws, "")?;
-    finish(ws, &ok_line, vec![("the index".to_string(), index)], report)
+    finish(&ok_line, vec![("the index".to_string(), index)], report)
 }
 
 /// The patch git prints, or an error with `what` and git's own words.
@@ -358,12 +370,7 @@ fn tree_at(sh: &Shell, ws: &Workspace, rev: &str) -> Result<Report> {
 
 /// Prints the tips' problems under their names, then the secrets, then
 /// one closing line; emits the JSON document.
-fn finish(
-    ws: &Workspace,
-    ok_line: &str,
-    tips: Vec<(String, Report)>,
-    secrets: Report,
-) -> Result<bool> {
+fn finish(ok_line: &str, tips: Vec<(String, Report)>, secrets: Report) -> Result<bool> {
     let mut text = String::new();
     let mut checks: Vec<CheckResult> = Vec::new();
     let mut total = secrets.count();
@@ -392,7 +399,6 @@ fn finish(
     } else {
         let _ = writeln!(text, "check: {total} problem(s)");
     }
-    let _ = ws;
     crate::output::say_raw(&text);
     crate::output::emit(&crate::output::checks_doc("check", &checks));
     Ok(total == 0)
@@ -429,14 +435,26 @@ pub fn render_history(findings: &[&Finding]) -> String {
         .iter()
         .find_map(|f| f.commit.as_ref())
         .map_or("", |c| short(&c.sha));
-    let files: BTreeSet<&str> = findings.iter().map(|f| f.path.as_str()).collect();
+    let files: BTreeSet<&str> = findings
+        .iter()
+        .map(|f| f.path.as_str())
+        .filter(|p| *p != MESSAGE)
+        .collect();
     let paths: String = files.iter().map(|p| format!(" --path {p}")).collect();
-    let _ = write!(
+    let _ = writeln!(
         out,
         "  to fix: 1. rotate each key now: treat it as leaked;\n\
-         \x20         2. take it out of every unpushed commit: `git rebase -i {oldest}~1` (`--root` if it is the first commit), mark each commit above `edit`, remove the secret, `git commit --amend`, `git rebase --continue`;\n\
-         \x20            or drop the files from all of history: `git filter-repo --invert-paths{paths}`;\n\
-         \x20         3. push again. A harmless value goes to [check] secret_allowlist in release.toml.\n"
+         \x20         2. take it out of every unpushed commit: `git rebase -i {oldest}~1` (`--root` if it is the first commit), mark each commit above `edit` (`reword` for a commit message), remove the secret, `git commit --amend`, `git rebase --continue`;"
+    );
+    if !files.is_empty() {
+        let _ = writeln!(
+            out,
+            "             or drop the files from all of history: `git filter-repo --invert-paths{paths}`;"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "          3. push again. A harmless value goes to [check] secret_allowlist in release.toml."
     );
     out
 }

@@ -184,8 +184,17 @@ fn a_key_added_and_removed_within_the_push_is_refused_naming_the_commit() {
     repo.commit_all("remove the maps key again");
     assert_eq!(repo.fx.run(&["check"]).code, 0, "the tree itself is clean");
 
+    let subject = format!("rotate {key}");
+    let said = repo.commit_all(&subject);
     let run = repo.git(&["push", "origin", "main"]);
     assert_ne!(run.code, 0, "the push is refused: {run:?}");
+    assert!(
+        run.all().contains(&format!(
+            "commit {} \"(subject withheld)\"  (commit message):1  secret-in-commit-message",
+            short(&said)
+        )),
+        "a key in a commit message: {run:?}"
+    );
     let all = run.all();
     assert!(
         all.contains(&format!(
