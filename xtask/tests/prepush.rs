@@ -277,12 +277,18 @@ fn a_branch_whose_commits_are_on_the_remote_scans_nothing() {
 fn drift_in_the_pushed_tip_is_refused_even_when_the_working_tree_is_fixed() {
     let repo = Repo::new();
     assert_eq!(repo.git(&["push", "-q", "origin", "main"]).code, 0);
-    let rel = "server/config.env.example";
-    repo.fx
-        .edit(rel, "SERVER_BUILD=2.0.0.4", "SERVER_BUILD=2.0.0.1");
+    let rel = "server/config/unified_config.py";
+    repo.fx.edit(
+        rel,
+        "'SERVER_VERSION', '2.0.0.4'",
+        "'SERVER_VERSION', '2.0.0.1'",
+    );
     let drifted = repo.commit_all("drift");
-    repo.fx
-        .edit(rel, "SERVER_BUILD=2.0.0.1", "SERVER_BUILD=2.0.0.4");
+    repo.fx.edit(
+        rel,
+        "'SERVER_VERSION', '2.0.0.1'",
+        "'SERVER_VERSION', '2.0.0.4'",
+    );
     assert_eq!(repo.fx.run(&["check"]).code, 0, "the working tree is fixed");
 
     let run = repo.git(&["push", "origin", "main"]);
@@ -367,12 +373,18 @@ fn staged_checks_the_index_not_the_working_tree() {
     repo.git_ok(&["rm", "-q", "--cached", "client/maps.js"]);
 
     // Drift staged, then repaired in the working tree only.
-    let rel = "server/config.env.example";
-    repo.fx
-        .edit(rel, "SERVER_BUILD=2.0.0.4", "SERVER_BUILD=2.0.0.1");
+    let rel = "server/config/unified_config.py";
+    repo.fx.edit(
+        rel,
+        "'SERVER_VERSION', '2.0.0.4'",
+        "'SERVER_VERSION', '2.0.0.1'",
+    );
     repo.git_ok(&["add", rel]);
-    repo.fx
-        .edit(rel, "SERVER_BUILD=2.0.0.1", "SERVER_BUILD=2.0.0.4");
+    repo.fx.edit(
+        rel,
+        "'SERVER_VERSION', '2.0.0.1'",
+        "'SERVER_VERSION', '2.0.0.4'",
+    );
     let run = repo.fx.run(&["check", "--staged"]);
     assert_eq!(run.code, 1, "{run:?}");
     assert!(run.stdout.contains("at the index"), "{run:?}");
