@@ -17,7 +17,7 @@ use serde::Deserialize;
 use xshell::{cmd, Shell};
 
 use crate::{
-    proc,
+    ghenv, proc,
     progress::{self, FileWatch, Meter},
 };
 
@@ -87,8 +87,8 @@ impl<'a> Gh<'a> {
     /// words (which never include the token).
     pub fn auth_status(&self) -> Result<()> {
         let (sh, host) = (self.sh, &self.host);
-        let out = proc::run(
-            cmd!(sh, "gh auth status --hostname {host}"),
+        let out = proc::run_command(
+            ghenv::command(cmd!(sh, "gh auth status --hostname {host}")),
             "gh auth status",
             API_TIMEOUT,
         )?;
@@ -110,7 +110,7 @@ impl<'a> Gh<'a> {
         let (sh, host) = (self.sh, &self.host);
         let path = format!("repos/{}/releases/tags/{tag}", self.repo);
         Prepared {
-            command: cmd!(sh, "gh api --hostname {host} {path}").into(),
+            command: ghenv::command(cmd!(sh, "gh api --hostname {host} {path}")),
             what: format!("gh api {path}"),
             failed: format!("`gh api {path}` failed (check `gh auth status --hostname {host}`)"),
             timeout: API_TIMEOUT,
@@ -129,7 +129,7 @@ impl<'a> Gh<'a> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         Prepared {
-            command: cmd!(sh, "gh release upload {tag} {file} -R {target}").into(),
+            command: ghenv::command(cmd!(sh, "gh release upload {tag} {file} -R {target}")),
             what: format!("gh release upload {tag} {name}"),
             failed: format!("uploading {name} to {tag} failed"),
             timeout: UPLOAD_TIMEOUT,
@@ -154,11 +154,10 @@ impl<'a> Gh<'a> {
         let content_type = JSON_CONTENT_TYPE;
         let what = format!("gh api -X PATCH {path}");
         let staged = proc::stage(
-            cmd!(
+            ghenv::command(cmd!(
                 sh,
                 "gh api --hostname {host} -X PATCH {path} -H {content_type} --input -"
-            )
-            .into(),
+            )),
             &what,
             API_TIMEOUT,
         )?;
@@ -181,7 +180,7 @@ impl<'a> Gh<'a> {
         let (sh, host) = (self.sh, &self.host);
         let path = format!("repos/{}/releases/assets/{asset_id}", self.repo);
         Prepared {
-            command: cmd!(sh, "gh api --hostname {host} -X DELETE {path}").into(),
+            command: ghenv::command(cmd!(sh, "gh api --hostname {host} -X DELETE {path}")),
             what: format!("gh api -X DELETE {path}"),
             failed: format!("deleting asset {asset_id} failed"),
             timeout: API_TIMEOUT,
@@ -195,11 +194,10 @@ impl<'a> Gh<'a> {
         let sh = self.sh;
         let target = format!("{}/{}", self.host, self.repo);
         Prepared {
-            command: cmd!(
+            command: ghenv::command(cmd!(
                 sh,
                 "gh release download {tag} -R {target} --pattern {name} --dir {dir} --clobber"
-            )
-            .into(),
+            )),
             what: format!("gh release download {tag} --pattern {name}"),
             failed: format!("downloading {name} from {tag} failed"),
             timeout: UPLOAD_TIMEOUT,

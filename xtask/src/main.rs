@@ -15,6 +15,7 @@ mod config;
 mod edit;
 mod feed;
 mod gh;
+mod ghenv;
 mod grpc;
 mod hash;
 mod hook;

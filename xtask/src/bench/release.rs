@@ -37,7 +37,7 @@ use crate::{
     cli::{Bump, Publish, Release},
     config::{Workspace, INBOX},
     gh::Gh,
-    preflight, proc, publish,
+    ghenv, preflight, proc, publish,
     rehearse::{copy_release_files, next, seed_vm},
     report,
     sandbox::{self, StandIn},
@@ -224,7 +224,7 @@ impl Bench<'_> {
         let rtts: Result<Vec<Duration>> = (0..RTT_SAMPLES)
             .map(|_| {
                 let m = measure(
-                    cmd!(sh, "gh api --hostname {host} {tag_path}"),
+                    ghenv::cmd(cmd!(sh, "gh api --hostname {host} {tag_path}")),
                     "gh api",
                     API_TIMEOUT,
                     false,
@@ -421,7 +421,7 @@ impl Bench<'_> {
         let target = format!("{}/{}", cfg.host, cfg.assets_repo);
         let from = self.mark()?;
         let m = measure(
-            cmd!(sh, "gh release upload {tag} {links...} -R {target}"),
+            ghenv::cmd(cmd!(sh, "gh release upload {tag} {links...} -R {target}")),
             "gh release upload (floor)",
             UPLOAD_TIMEOUT,
             false,
@@ -472,7 +472,7 @@ impl Bench<'_> {
         let host = &cfg.host;
         let path = format!("repos/{}/releases/tags/{tag}", cfg.assets_repo);
         let out = proc::run(
-            cmd!(sh, "gh api --hostname {host} {path}"),
+            ghenv::cmd(cmd!(sh, "gh api --hostname {host} {path}")),
             "gh api",
             API_TIMEOUT,
         )?;
@@ -509,7 +509,10 @@ impl Bench<'_> {
         for local in &locals {
             let (tag, file) = (&local.tag, &local.path);
             let out = proc::run(
-                cmd!(sh, "gh release upload {tag} {file} --clobber -R {target}"),
+                ghenv::cmd(cmd!(
+                    sh,
+                    "gh release upload {tag} {file} --clobber -R {target}"
+                )),
                 "gh release upload --clobber",
                 UPLOAD_TIMEOUT,
             )?;

@@ -1,0 +1,93 @@
+//! gh as our users run it: from shells that force colour, a tty or a
+//! pager, and in versions after the Debian 2.23 this machine has. A `gh`
+//! wrapper script first on PATH records what each gh child saw and then
+//! runs the real gh, or behaves as a newer gh does where that matters.
+
+mod common;
+#[path = "common/more.rs"]
+mod more;
+
+use std::{fs, os::unix::fs::PermissionsExt, path::Path};
+
+use common::stage::Stage;
+use more::run_with_env;
+
+/// Writes an executable `gh` into `dir` with `body` (a POSIX sh script).
+fn wrapper(dir: &Path, body: &str) {
+    fs::create_dir_all(dir).unwrap();
+    let gh = dir.join("gh");
+    fs::write(&gh, format!("#!/bin/sh\n{body}")).unwrap();
+    fs::set_permissions(&gh, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// The stand-in's PATH with `dir` in front of it.
+fn path_with(st: &Stage, dir: &Path) -> String {
+    let path = st
+        .env()
+        .into_iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v)
+        .unwrap();
+    format!("{}:{path}", dir.display())
+}
+
+/// The shell of a user who forces colour, a tty and a pager (NO_COLOR
+/// empty counts as unset, so it no longer turns colour off).
+const FORCING: &[(&str, &str)] = &[
+    ("CLICOLOR_FORCE", "1"),
+    ("GH_FORCE_TTY", "1"),
+    ("PAGER", "sh -c 'echo PAGED; cat >/dev/null'"),
+    ("GH_PAGER", "sh -c 'echo PAGED; cat >/dev/null'"),
+    ("NO_COLOR", ""),
+];
+
+#[test]
+fn every_gh_child_runs_in_our_environment_whatever_the_shell_forces() {
+    let st = Stage::new();
+    assert_eq!(st.run(&["bump", "2.0.0.5"]).code, 0);
+    st.samples(1, 1 << 20);
+    let bin = st.fx.path("wrapper");
+    let seen = st.fx.path("seen");
+    fs::create_dir_all(&seen).unwrap();
+    wrapper(
+        &bin,
+        &format!(
+            "env > {}/gh-$$.env\nexec /usr/bin/gh \"$@\"\n",
+            seen.display()
+        ),
+    );
+    let path = path_with(&st, &bin);
+    let mut env = FORCING.to_vec();
+    env.push(("PATH", &path));
+    let run = run_with_env(&st, &["release"], &env);
+    assert_eq!(run.code, 0, "{}", run.all());
+
+    let records: Vec<String> = fs::read_dir(&seen)
+        .unwrap()
+        .map(|e| fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    // preflight, the release reads, the uploads, the renames, the deletes
+    // and verify: every one of them went through the wrapper.
+    assert!(records.len() >= 8, "only {} gh children", records.len());
+    for env in &records {
+        let lines: Vec<&str> = env.lines().collect();
+        for want in [
+            "GH_TELEMETRY=false",
+            "DO_NOT_TRACK=1",
+            "GH_PROMPT_DISABLED=1",
+            "GH_NO_UPDATE_NOTIFIER=1",
+            "GH_PAGER=cat",
+            "NO_COLOR=1",
+        ] {
+            assert!(lines.contains(&want), "{want} missing:\n{env}");
+        }
+        for gone in ["CLICOLOR_FORCE=", "GH_FORCE_TTY=", "PAGER="] {
+            assert!(
+                !lines.iter().any(|l| l.starts_with(gone)),
+                "{gone} reached gh:\n{env}"
+            );
+        }
+        // The token still reaches gh, through the environment.
+        assert!(lines.iter().any(|l| l.starts_with("GH_TOKEN=")), "{env}");
+    }
+}
