@@ -36,6 +36,7 @@ mod rollback;
 mod sandbox;
 mod secrets;
 mod signing;
+mod tempname;
 mod verify;
 mod version;
 

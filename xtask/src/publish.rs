@@ -34,13 +34,12 @@ use crate::{
     hash::{self, FileDigest},
     manifest, proc,
     progress::Meter,
+    tempname::{self, Temp},
     version::{self, Version},
 };
 
-/// Temporary asset names: `Nexy.dmg.next-<sha12>` while uploading,
-/// `Nexy.dmg.prev-<sha12>` for the replaced asset during the swap.
-const NEXT: &str = ".next-";
-const PREV: &str = ".prev-";
+// Temporary asset names (see `tempname`): `Nexy.next-<sha12>.dmg` while
+// uploading, `Nexy.prev-<sha12>.dmg` for the replaced asset during the swap.
 
 /// One artifact to publish.
 #[derive(Debug, Clone)]
@@ -57,7 +56,7 @@ impl Local {
     }
 
     fn temp_name(&self) -> String {
-        format!("{}{NEXT}{}", self.name(), &self.digest.sha256[..12])
+        tempname::name(self.name(), Temp::Next, &self.digest.sha256[..12])
     }
 }
 
@@ -448,15 +447,12 @@ impl<'a> Job<'a> {
             let live_asset = release.asset(local.name());
             let temp = local.temp_name();
             for asset in &release.assets {
-                let leftover = asset.name.starts_with(&format!("{}{NEXT}", local.name()))
-                    || asset.name.starts_with(&format!("{}{PREV}", local.name()));
-                if !leftover {
+                let Some(kind) = tempname::parse(&asset.name, local.name()) else {
                     continue;
-                }
+                };
                 let good_temp = asset.name == temp && matches_local(asset, local);
-                let restorable = live_asset.is_none()
-                    && asset.name.starts_with(&format!("{}{PREV}", local.name()))
-                    && asset.state == "uploaded";
+                let restorable =
+                    live_asset.is_none() && kind == Temp::Prev && asset.state == "uploaded";
                 if live_asset.is_none() && good_temp {
                     // Killed between the two renames of a swap: finishing it
                     // is the Swap step below, which will find this asset.
@@ -993,10 +989,10 @@ impl<'a> Job<'a> {
                 );
             }
             let live = release.asset(local.name()).map(|a| {
-                let prev = format!(
-                    "{}{PREV}{}",
+                let prev = tempname::name(
                     local.name(),
-                    a.sha256().map_or("unknown", |s| &s[..12.min(s.len())])
+                    Temp::Prev,
+                    a.sha256().map_or("unknown", |s| &s[..12.min(s.len())]),
                 );
                 (a.id, prev)
             });
@@ -1086,11 +1082,11 @@ impl<'a> Job<'a> {
                     local.temp_name()
                 ),
                 Step::Swap { local } => format!(
-                    "{n}. check {} (size and digest), then swap it in as {}\n     $ gh api --hostname {host} repos/{repo}/releases/tags/{}\n     $ gh api --hostname {host} -X PATCH repos/{repo}/releases/assets/<live id> -f name={}{PREV}<sha12>\n     $ gh api --hostname {host} -X PATCH repos/{repo}/releases/assets/<new id> -f name={}\n     $ gh api --hostname {host} -X DELETE repos/{repo}/releases/assets/<live id>",
+                    "{n}. check {} (size and digest), then swap it in as {}\n     $ gh api --hostname {host} repos/{repo}/releases/tags/{}\n     $ gh api --hostname {host} -X PATCH repos/{repo}/releases/assets/<live id> -f name={}\n     $ gh api --hostname {host} -X PATCH repos/{repo}/releases/assets/<new id> -f name={}\n     $ gh api --hostname {host} -X DELETE repos/{repo}/releases/assets/<live id>",
                     local.temp_name(),
                     local.name(),
                     local.tag,
-                    local.name(),
+                    tempname::name(local.name(), Temp::Prev, "<sha12>"),
                     local.name()
                 ),
                 Step::WriteManifest { change } => format!(

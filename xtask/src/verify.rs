@@ -188,7 +188,10 @@ fn asset_check(gh: &Gh, tag: &str, name: &str, p: &Promise) -> CheckResult {
     let leftovers: Vec<&str> = release
         .assets
         .iter()
-        .filter(|a| a.name != name && a.name.starts_with(name))
+        .filter(|a| {
+            a.name != name
+                && (a.name.starts_with(name) || crate::tempname::parse(&a.name, name).is_some())
+        })
         .map(|a| a.name.as_str())
         .collect();
     if !leftovers.is_empty() {

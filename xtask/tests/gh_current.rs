@@ -91,3 +91,49 @@ fn every_gh_child_runs_in_our_environment_whatever_the_shell_forces() {
         assert!(lines.iter().any(|l| l.starts_with("GH_TOKEN=")), "{env}");
     }
 }
+
+/// The content type GitHub stored for `name` in `tag`.
+fn content_type(st: &Stage, tag: &str, name: &str) -> String {
+    more::release_json(st, tag)["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == name)
+        .and_then(|a| a["content_type"].as_str())
+        .unwrap_or_else(|| panic!("{tag} has no {name}"))
+        .to_string()
+}
+
+/// gh sets an upload's content type from the file name's extension, so
+/// the live assets, uploaded under temporary names and renamed, must keep
+/// the type gh gives their real names: `.dmg` is a fixed type in gh, and
+/// `.pkg` whatever the uploading machine's MIME table says (measured here
+/// with a probe upload of a `.pkg` file).
+#[test]
+fn live_assets_have_the_content_type_of_their_real_names() {
+    let st = Stage::new();
+    assert_eq!(st.run(&["bump", "2.0.0.5"]).code, 0);
+    st.samples(1, 1 << 20);
+    let run = st.run(&["release"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let dmg = content_type(&st, "Update", "Nexy.dmg");
+    let pkg = content_type(&st, "App", "Nexy.pkg");
+    eprintln!("measured: live Nexy.dmg {dmg}, live Nexy.pkg {pkg}");
+
+    let probe = st.fx.path("probe/probe.pkg");
+    st.fx.write("probe/probe.pkg", b"xar!");
+    let out = st.gh(&[
+        "release",
+        "upload",
+        "App",
+        probe.to_str().unwrap(),
+        "-R",
+        more::GH_REPO,
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let gh_pkg = content_type(&st, "App", "probe.pkg");
+    eprintln!("measured: gh sends {gh_pkg} for a .pkg file on this machine");
+
+    assert_eq!(dmg, "application/x-apple-diskimage");
+    assert_eq!(pkg, gh_pkg);
+}

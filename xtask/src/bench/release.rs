@@ -985,8 +985,8 @@ mod tests {
         let path = dir.join("j.jsonl");
         let old = "{\"time\":\"2026-01-01T00:00:00+00:00\",\"phase\":\"start\",\"step\":\"old\"}\n";
         let new = [
-            ("00:00:01", "start", "upload Nexy.dmg.next-abc"),
-            ("00:00:03.250000", "done", "upload Nexy.dmg.next-abc"),
+            ("00:00:01", "start", "upload Nexy.next-abc.dmg"),
+            ("00:00:03.250000", "done", "upload Nexy.next-abc.dmg"),
             ("00:00:04", "start", "skip archive"),
             ("00:00:04", "done", "skip archive"),
         ]
@@ -1001,7 +1001,7 @@ mod tests {
         assert_eq!(
             steps,
             vec![(
-                "upload Nexy.dmg.next-abc".to_string(),
+                "upload Nexy.next-abc.dmg".to_string(),
                 epoch_secs("2026-01-01T00:00:01+00:00").unwrap(),
                 Duration::from_millis(2250)
             )]
