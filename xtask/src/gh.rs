@@ -46,6 +46,9 @@ pub struct Asset {
     /// `sha256:<hex>`, computed by GitHub on upload.
     #[serde(default)]
     pub digest: Option<String>,
+    /// What the uploader sent as `Content-Type`; GitHub serves it again.
+    #[serde(default)]
+    pub content_type: String,
 }
 
 impl Asset {

@@ -1198,10 +1198,14 @@ impl ArchiveCopy {
 /// The file that marks an archive directory as complete.
 pub const ARCHIVE_DONE: &str = ".complete";
 
+/// Whether `asset` holds exactly `local`; a DMG must also carry its
+/// content type, so that one stored as `application/octet-stream` (by runs
+/// whose temporary names lost the extension) is uploaded again.
 fn matches_local(asset: &Asset, local: &Local) -> bool {
     asset.state == "uploaded"
         && asset.size == local.digest.size
         && asset.sha256() == Some(local.digest.sha256.as_str())
+        && (local.kind != Kind::Dmg || asset.content_type == artifact::DMG_CONTENT_TYPE)
 }
 
 fn locals_has_good_temp(release: &Release, local: &Local) -> bool {

@@ -136,4 +136,89 @@ fn live_assets_have_the_content_type_of_their_real_names() {
 
     assert_eq!(dmg, "application/x-apple-diskimage");
     assert_eq!(pkg, gh_pkg);
+    // verify says what it found.
+    let verify = st.run(&["verify"]);
+    assert!(
+        verify
+            .all()
+            .contains("content type application/x-apple-diskimage"),
+        "{}",
+        verify.all()
+    );
+    assert!(
+        verify.all().contains(&format!("content type {gh_pkg}")),
+        "{}",
+        verify.all()
+    );
+}
+
+/// A live DMG stored as `application/octet-stream` (what runs before the
+/// temporary names kept the extension left) fails verify, which names the
+/// content type, and a publish of the same bytes uploads it again.
+#[test]
+fn a_live_dmg_without_its_content_type_fails_verify_and_publish_repairs_it() {
+    let st = Stage::new();
+    assert_eq!(st.run(&["bump", "2.0.0.5"]).code, 0);
+    st.samples(1, 1 << 20);
+    let run = st.run(&["release"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+
+    // What the old scheme did: upload under a name without .dmg, then
+    // rename it over the live asset.
+    let dmg = st.inbox_bytes("Nexy.dmg");
+    let old = st.fx.path("old/Nexy.dmg.next-0123456789ab");
+    st.fx.write("old/Nexy.dmg.next-0123456789ab", &dmg);
+    let out = st.gh(&[
+        "release",
+        "upload",
+        "Update",
+        old.to_str().unwrap(),
+        "-R",
+        more::GH_REPO,
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let live = more::asset_id(&st, "Update", "Nexy.dmg");
+    let temp = more::asset_id(&st, "Update", "Nexy.dmg.next-0123456789ab");
+    let api = |args: &[&str]| {
+        let mut all = vec!["api", "--hostname", "github.localhost"];
+        all.extend(args);
+        let out = st.gh(&all);
+        assert!(out.status.success(), "{out:?}");
+    };
+    api(&[
+        "-X",
+        "DELETE",
+        &format!("repos/{}/releases/assets/{live}", more::PROD),
+    ]);
+    api(&[
+        "-X",
+        "PATCH",
+        &format!("repos/{}/releases/assets/{temp}", more::PROD),
+        "-f",
+        "name=Nexy.dmg",
+    ]);
+    assert_eq!(
+        content_type(&st, "Update", "Nexy.dmg"),
+        "application/octet-stream"
+    );
+
+    let verify = st.run(&["verify", "--timeout", "1"]);
+    assert_eq!(verify.code, 1, "{}", verify.all());
+    assert!(
+        verify
+            .all()
+            .contains("stored with content type application/octet-stream"),
+        "{}",
+        verify.all()
+    );
+    let run = st.run(&["publish"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stdout.contains("upload Nexy.dmg"), "{}", run.stdout);
+    assert_eq!(
+        content_type(&st, "Update", "Nexy.dmg"),
+        "application/x-apple-diskimage"
+    );
+    assert_eq!(st.sb.asset_bytes("Update", "Nexy.dmg"), Some(dmg));
+    let verify = st.run(&["verify"]);
+    assert_eq!(verify.code, 0, "{}", verify.all());
 }
