@@ -86,20 +86,48 @@ impl<'a> Gh<'a> {
         &self.repo
     }
 
-    /// `gh auth status` for the configured host; the error carries gh's own
-    /// words (which never include the token).
-    pub fn auth_status(&self) -> Result<()> {
+    /// `gh auth status` for the configured host, to show the operator; its
+    /// exit code proves nothing across gh versions (see `auth`), so the
+    /// caller reads the raw output.
+    pub fn prepare_auth_status(&self) -> Prepared {
         let (sh, host) = (self.sh, &self.host);
-        let out = proc::run_command(
-            ghenv::command(cmd!(sh, "gh auth status --hostname {host}")),
-            "gh auth status",
-            API_TIMEOUT,
-        )?;
-        if !out.success() {
-            let said = last_lines(&format!("{}{}", out.stdout, out.stderr), 3);
-            bail!("gh is not logged in to {host}: {said}; run `gh auth login --hostname {host}` or export GH_TOKEN");
+        Prepared {
+            command: ghenv::command(cmd!(sh, "gh auth status --hostname {host}")),
+            what: "gh auth status".to_string(),
+            failed: format!("`gh auth status --hostname {host}` failed"),
+            timeout: API_TIMEOUT,
+            allow_404: false,
         }
-        Ok(())
+    }
+
+    /// `gh api PATH` (a GET) on the configured host.
+    pub fn prepare_get(&self, path: &str) -> Prepared {
+        let (sh, host) = (self.sh, &self.host);
+        Prepared {
+            command: ghenv::command(cmd!(sh, "gh api --hostname {host} {path}")),
+            what: format!("gh api {path}"),
+            failed: format!("`gh api {path}` failed"),
+            timeout: API_TIMEOUT,
+            allow_404: false,
+        }
+    }
+
+    /// The GraphQL `viewer`'s login: who the token is, for tokens that
+    /// may not read `GET /user` (GitHub Apps' installation tokens).
+    pub fn prepare_viewer(&self) -> Prepared {
+        let (sh, host) = (self.sh, &self.host);
+        let query = "query=query{viewer{login}}";
+        Prepared {
+            command: ghenv::command(cmd!(sh, "gh api --hostname {host} graphql -f {query}")),
+            what: "gh api graphql viewer".to_string(),
+            failed: "`gh api graphql` (viewer) failed".to_string(),
+            timeout: API_TIMEOUT,
+            allow_404: false,
+        }
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
     }
 
     /// The release behind a fixed tag, or `None` when the tag has none.

@@ -1,4 +1,5 @@
-//! The environment every `gh` child runs in, built in this one place.
+//! The environment every `gh` child runs in, built in this one place, and
+//! the version of the gh that runs.
 //!
 //! Our users run a current gh from Homebrew, or the one on a GitHub
 //! Actions runner, from shells we do not control. gh 2.91 and later send
@@ -10,7 +11,11 @@
 //! environment holds. The token still comes from the caller (`GH_TOKEN` or
 //! gh's own config), never from a command line.
 
-use std::process::Command;
+use std::{process::Command, sync::OnceLock, time::Duration};
+
+use anyhow::{bail, Result};
+
+use crate::proc;
 
 /// Set on every gh child.
 pub const SET: &[(&str, &str)] = &[
@@ -54,9 +59,62 @@ pub fn cmd(mut cmd: xshell::Cmd<'_>) -> xshell::Cmd<'_> {
     cmd.envs(SET.iter().copied())
 }
 
+/// The version `gh --version` reports (`2.23.0`), asked once per run and
+/// kept: preflight shows it, the journal records it.
+pub fn version() -> Result<String> {
+    static VERSION: OnceLock<std::result::Result<String, String>> = OnceLock::new();
+    let found = VERSION.get_or_init(|| {
+        let mut command = apply(Command::new("gh"));
+        command.arg("--version");
+        let out = proc::run_command(command, "gh --version", Duration::from_secs(30))
+            .map_err(|e| format!("{e:#}"))?;
+        if !out.success() {
+            return Err(format!(
+                "`gh --version` failed: {}",
+                crate::gh::last_lines(&out.stderr, 2)
+            ));
+        }
+        parse_version(&out.stdout)
+            .map(str::to_string)
+            .ok_or_else(|| {
+                format!(
+                    "`gh --version` printed no version: {}",
+                    crate::gh::last_lines(&out.stdout, 1)
+                )
+            })
+    });
+    match found {
+        Ok(v) => Ok(v.clone()),
+        Err(e) => bail!("{e}; install gh (`brew install gh`, `apt-get install gh`)"),
+    }
+}
+
+/// The version in `gh --version`'s first line: `gh version 2.23.0
+/// (2023-02-27 Debian 2.23.0+dfsg1-1)`.
+pub fn parse_version(text: &str) -> Option<&str> {
+    let line = text.lines().next()?;
+    let rest = line.strip_prefix("gh version ")?;
+    rest.split_whitespace().next().filter(|v| !v.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_the_version_of_every_known_format() {
+        assert_eq!(
+            parse_version("gh version 2.23.0 (2023-02-27 Debian 2.23.0+dfsg1-1)\nhttps://x\n"),
+            Some("2.23.0")
+        );
+        assert_eq!(
+            parse_version("gh version 2.63.2 (2024-12-05)\n"),
+            Some("2.63.2")
+        );
+        assert_eq!(parse_version("gh version 2.91.0\n"), Some("2.91.0"));
+        assert_eq!(parse_version("something else\n"), None);
+        assert_eq!(parse_version(""), None);
+    }
 
     #[test]
     fn children_get_our_settings_and_lose_the_forcing_variables() {

@@ -5,6 +5,7 @@
 //! 0 success, 1 problems found or a step failed, 2 usage or config error.
 
 mod artifact;
+mod auth;
 mod az;
 mod bench;
 mod bump;

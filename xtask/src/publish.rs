@@ -584,6 +584,12 @@ impl<'a> Job<'a> {
             }
         }
         let journal = Journal::open(&self.ws.root.join(INBOX).join(".journal.jsonl"))?;
+        // Which gh did the work: its behaviour differs across versions.
+        journal.line(
+            "run",
+            &crate::ghenv::version()
+                .map_or_else(|e| format!("gh unknown: {e:#}"), |v| format!("gh {v}")),
+        )?;
         // The copy of this release into its archive runs beside everything
         // else: an upload waits on the network, the copy on the local disk.
         let archive_copy = match &manifest {
@@ -1466,6 +1472,11 @@ impl Journal {
             Step::SyncVm { version, .. } => format!("sync vm {version}"),
             Step::Skip { what, .. } => format!("skip {what}"),
         };
+        self.line(phase, &what)
+    }
+
+    /// Appends one record: `{"time", "phase", "step": what}`.
+    pub fn line(&self, phase: &str, what: &str) -> Result<()> {
         let line =
             serde_json::json!({ "time": manifest::now_isoformat(), "phase": phase, "step": what });
         let mut f = fs::OpenOptions::new()

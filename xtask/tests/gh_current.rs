@@ -222,3 +222,85 @@ fn a_live_dmg_without_its_content_type_fails_verify_and_publish_repairs_it() {
     let verify = st.run(&["verify"]);
     assert_eq!(verify.code, 0, "{}", verify.all());
 }
+
+/// A gh that behaves like 2.40 to 2.53: `gh auth status` prints to stdout
+/// and exits 0 whatever it found (cli/cli#8845); everything else is the
+/// real gh.
+const GH_2_40: &str = "if [ \"$1\" = auth ] && [ \"$2\" = status ]; then\n  /usr/bin/gh \"$@\" 2>&1\n  exit 0\nfi\nexec /usr/bin/gh \"$@\"\n";
+
+#[test]
+fn a_token_that_cannot_write_fails_preflight_even_when_gh_auth_status_exits_0() {
+    let st = Stage::new();
+    assert_eq!(st.run(&["bump", "2.0.0.5"]).code, 0);
+    st.samples(1, 1 << 20);
+    st.sb
+        .set_faults(nexy_sandbox::Faults {
+            read_only_token: Some("fine-grained-read-only".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    let bin = st.fx.path("gh-2.40");
+    wrapper(&bin, GH_2_40);
+    let path = path_with(&st, &bin);
+
+    let from = st.log_len();
+    let run = run_with_env(
+        &st,
+        &["release"],
+        &[("PATH", &path), ("GH_TOKEN", "fine-grained-read-only")],
+    );
+    let all = run.all();
+    assert_ne!(run.code, 0, "{all}");
+    let row = all
+        .lines()
+        .find(|l| l.contains("gh-token"))
+        .unwrap_or_else(|| panic!("no gh-token row:\n{all}"));
+    assert!(row.contains("FAIL"), "{all}");
+    assert!(
+        row.contains(
+            "the token of nexy-reader can read Seregawpn/Nexy_production but not write to it"
+        ),
+        "{all}"
+    );
+    assert!(all.contains("Contents: Read and write"), "{all}");
+    // gh auth status was shown, and said all was well with exit 0.
+    let status = all.lines().find(|l| l.contains("gh-auth-status")).unwrap();
+    assert!(status.contains("exit 0"), "{status}");
+    assert!(all.contains("release stopped at preflight"), "{all}");
+    assert!(
+        st.mutating_since(from).is_empty(),
+        "something was written: {:?}",
+        st.mutating_since(from)
+    );
+
+    // An invalid token, which the same gh also calls fine.
+    let run = run_with_env(
+        &st,
+        &["preflight"],
+        &[("PATH", &path), ("GH_TOKEN", "not-a-token")],
+    );
+    let all = run.all();
+    assert_ne!(run.code, 0, "{all}");
+    assert!(
+        all.contains("gh has no valid token for github.localhost"),
+        "{all}"
+    );
+    let status = all.lines().find(|l| l.contains("gh-auth-status")).unwrap();
+    assert!(status.contains("exit 0"), "{status}");
+
+    // The stand-in's own token passes, and the gh version is in the table
+    // and, after a release, in the journal.
+    let run = run_with_env(&st, &["release"], &[("PATH", &path)]);
+    let all = run.all();
+    assert_eq!(run.code, 0, "{all}");
+    assert!(
+        all.contains("the token of Seregawpn can write to Seregawpn/Nexy_production"),
+        "{all}"
+    );
+    let version = all
+        .lines()
+        .find(|l| l.contains("gh-version"))
+        .unwrap_or_else(|| panic!("no gh-version row:\n{all}"));
+    assert!(version.contains("gh 2.23.0"), "{version}");
+    assert!(more::journal_has(&st, "run", "gh 2.23.0"));
+}
