@@ -25,6 +25,7 @@ mod init;
 mod linked;
 mod manifest;
 mod output;
+mod platform;
 mod preflight;
 mod proc;
 mod progress;

@@ -1152,17 +1152,10 @@ pub fn archive_consistent(
 
 /// Gives the calling thread the lowest CPU priority, so that the archive
 /// copy takes only CPU time the uploads and the swap leave idle: it is a
-/// convenience for the next release, they are this one. On Linux threads
-/// have their own nice value; elsewhere (macOS, where the copy is an APFS
-/// clone anyway) this does nothing.
+/// convenience for the next release, they are this one (see
+/// `platform::background_priority` for Linux and macOS).
 fn background_priority() {
-    #[cfg(target_os = "linux")]
-    // SAFETY: setpriority and gettid only read their integer arguments;
-    // a failure leaves the priority as it was, which is harmless.
-    unsafe {
-        let tid = libc::gettid();
-        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19);
-    }
+    crate::platform::background_priority();
 }
 
 /// The deletes of the replaced assets after a swap, running beside the
@@ -1422,7 +1415,7 @@ impl Lock {
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     let holder = fs::read_to_string(path).unwrap_or_default();
                     let pid = holder.trim();
-                    let alive = !pid.is_empty() && Path::new(&format!("/proc/{pid}")).exists();
+                    let alive = pid.parse().is_ok_and(crate::platform::process_alive);
                     if alive {
                         bail!(
                             "another release (pid {pid}) holds {}; wait for it, or delete the file if that process is gone",
