@@ -31,6 +31,22 @@ fn path_with(st: &Stage, dir: &Path) -> String {
     format!("{}:{path}", dir.display())
 }
 
+/// A stand-in with 2.0.0.5's artifacts in the inbox.
+fn staged() -> Stage {
+    let st = Stage::new();
+    assert_eq!(st.run(&["bump", "2.0.0.5"]).code, 0);
+    st.samples(1, 1 << 20);
+    st
+}
+
+/// [`staged`], released.
+fn released() -> Stage {
+    let st = staged();
+    let run = st.run(&["release"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    st
+}
+
 /// The shell of a user who forces colour, a tty and a pager (NO_COLOR
 /// empty counts as unset, so it no longer turns colour off).
 const FORCING: &[(&str, &str)] = &[
@@ -43,9 +59,7 @@ const FORCING: &[(&str, &str)] = &[
 
 #[test]
 fn every_gh_child_runs_in_our_environment_whatever_the_shell_forces() {
-    let st = Stage::new();
-    assert_eq!(st.run(&["bump", "2.0.0.5"]).code, 0);
-    st.samples(1, 1 << 20);
+    let st = staged();
     let bin = st.fx.path("wrapper");
     let seen = st.fx.path("seen");
     fs::create_dir_all(&seen).unwrap();
@@ -111,11 +125,7 @@ fn content_type(st: &Stage, tag: &str, name: &str) -> String {
 /// with a probe upload of a `.pkg` file).
 #[test]
 fn live_assets_have_the_content_type_of_their_real_names() {
-    let st = Stage::new();
-    assert_eq!(st.run(&["bump", "2.0.0.5"]).code, 0);
-    st.samples(1, 1 << 20);
-    let run = st.run(&["release"]);
-    assert_eq!(run.code, 0, "{}", run.all());
+    let st = released();
     let dmg = content_type(&st, "Update", "Nexy.dmg");
     let pkg = content_type(&st, "App", "Nexy.pkg");
     eprintln!("measured: live Nexy.dmg {dmg}, live Nexy.pkg {pkg}");
@@ -157,11 +167,7 @@ fn live_assets_have_the_content_type_of_their_real_names() {
 /// content type, and a publish of the same bytes uploads it again.
 #[test]
 fn a_live_dmg_without_its_content_type_fails_verify_and_publish_repairs_it() {
-    let st = Stage::new();
-    assert_eq!(st.run(&["bump", "2.0.0.5"]).code, 0);
-    st.samples(1, 1 << 20);
-    let run = st.run(&["release"]);
-    assert_eq!(run.code, 0, "{}", run.all());
+    let st = released();
 
     // What the old scheme did: upload under a name without .dmg, then
     // rename it over the live asset.
@@ -230,9 +236,7 @@ const GH_2_40: &str = "if [ \"$1\" = auth ] && [ \"$2\" = status ]; then\n  /usr
 
 #[test]
 fn a_token_that_cannot_write_fails_preflight_even_when_gh_auth_status_exits_0() {
-    let st = Stage::new();
-    assert_eq!(st.run(&["bump", "2.0.0.5"]).code, 0);
-    st.samples(1, 1 << 20);
+    let st = staged();
     st.sb
         .set_faults(nexy_sandbox::Faults {
             read_only_token: Some("fine-grained-read-only".into()),

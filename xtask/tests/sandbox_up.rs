@@ -5,25 +5,22 @@ mod common;
 
 use std::{
     os::unix::process::CommandExt,
-    process::{Command, Stdio},
+    path::Path,
+    process::{Child, Command, Stdio},
     thread,
     time::{Duration, Instant},
 };
 
-#[test]
-fn sandbox_up_writes_a_usable_target_and_stops_on_sigterm() {
-    let fx = common::Fixture::new();
-    let state = fx.path("stand-in");
+/// Starts `xtask sandbox up` on a copy of the workspace, in a process
+/// group of its own (so that only the signals a test sends reach it), and
+/// waits (bounded) until it has written its release target.
+fn sandbox_up(fx: &common::Fixture, state: &Path) -> Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args([
-            "sandbox",
-            "up",
-            "--state",
-            state.to_str().unwrap(),
-            "--root",
-            fx.root().to_str().unwrap(),
-        ])
+        .args(["sandbox", "up", "--state", state.to_str().unwrap()])
+        .arg("--root")
+        .arg(fx.root())
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .process_group(0)
         .spawn()
         .unwrap();
@@ -41,6 +38,15 @@ fn sandbox_up_writes_a_usable_target_and_stops_on_sigterm() {
         );
         thread::sleep(Duration::from_millis(50));
     }
+    child
+}
+
+#[test]
+fn sandbox_up_writes_a_usable_target_and_stops_on_sigterm() {
+    let fx = common::Fixture::new();
+    let state = fx.path("stand-in");
+    let mut child = sandbox_up(&fx, &state);
+    let config = state.join("release.toml");
     let text = std::fs::read_to_string(&config).unwrap();
     assert!(text.contains("host = \"github.localhost\""), "{text}");
     assert!(text.contains("resource_group = \"NexyNewRG\""), "{text}");
@@ -123,30 +129,9 @@ fn sandbox_up_leaves_nothing_serving_whichever_signal_ends_it() {
     for signal in ["TERM", "INT", "HUP", "KILL"] {
         let fx = common::Fixture::new();
         let state = fx.path("stand-in");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_xtask"))
-            .args(["sandbox", "up", "--state", state.to_str().unwrap()])
-            .arg("--root")
-            .arg(fx.root())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            // Its own group, so that only our signal reaches it; the
-            // stand-in must learn of it from `sandbox up`, not from us.
-            .process_group(0)
-            .spawn()
-            .unwrap();
-        let config = state.join("release.toml");
-        let deadline = Instant::now() + Duration::from_secs(240);
-        while !config.is_file() {
-            assert!(
-                Instant::now() < deadline,
-                "{signal}: sandbox up did not start"
-            );
-            assert!(
-                child.try_wait().unwrap().is_none(),
-                "{signal}: exited early"
-            );
-            thread::sleep(Duration::from_millis(50));
-        }
+        // The stand-in must learn of the signal from `sandbox up`, which
+        // alone gets it (its own process group).
+        let mut child = sandbox_up(&fx, &state);
         let info: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(state.join("sandbox.json")).unwrap())
                 .unwrap();
