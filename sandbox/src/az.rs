@@ -463,13 +463,22 @@ fn tail(path: &Path) -> Result<String> {
     Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 
-/// Whether the namespace mapping can be used here.
+/// Whether the namespace mapping can be used here (Linux, as root, with
+/// util-linux's unshare).
+#[cfg(target_os = "linux")]
 fn can_use_namespace(state: &Path) -> bool {
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
     root && !state.starts_with("/home")
         && Path::new("/usr/bin/unshare").exists()
         && std::env::var_os("NEXY_SANDBOX_NO_NAMESPACE").is_none()
+}
+
+/// macOS has no mount namespaces: the VM's paths in a script are mapped
+/// to the state directory instead, as for a non-root user on Linux.
+#[cfg(not(target_os = "linux"))]
+fn can_use_namespace(_state: &Path) -> bool {
+    false
 }
 
 const NS_INIT: &str = r#"set -e

@@ -43,6 +43,10 @@ pub struct Faults {
     pub fails: Vec<Fail>,
     /// How the gRPC service behind the TLS front answers (see `grpc.rs`).
     pub grpc: Option<crate::grpc::GrpcFault>,
+    /// A second valid token, of the account `nexy-reader`, that can read the
+    /// repositories but not write to them (a fine-grained token with
+    /// `Contents: read`; see `tokens`).
+    pub read_only_token: Option<String>,
 }
 
 /// A request that fails: `method` (any when absent), `path_contains` in

@@ -131,6 +131,9 @@ fn auth(app: &App, req: &Req) -> Option<Response> {
 
 /// Entry for `api.github.localhost` and `uploads.github.localhost`.
 pub fn handle_api(app: &App, req: &Req, uploads: bool) -> Result<Response> {
+    if let Some(answer) = crate::tokens::handle(app, req, uploads) {
+        return answer;
+    }
     if let Some(r) = auth(app, req) {
         return Ok(r);
     }
@@ -150,7 +153,7 @@ fn path_segments(req: &Req) -> Vec<String> {
         .collect()
 }
 
-fn route(app: &App, req: &Req, uploads: bool) -> Result<Response> {
+pub(crate) fn route(app: &App, req: &Req, uploads: bool) -> Result<Response> {
     let segs = path_segments(req);
     let s: Vec<&str> = segs.iter().map(String::as_str).collect();
     let m = req.method.as_str();

@@ -17,7 +17,8 @@
 //! each call is logged with kind `grpc` and what it carried.
 //!
 //! Control endpoints on `http://127.0.0.1:PORT/_sandbox/`: `GET requests`,
-//! `GET|POST faults` (a `Faults` JSON), `POST immutable`
+//! `GET|POST faults` (a `Faults` JSON; `read_only_token` adds a valid token
+//! without write access, see `tokens`), `POST immutable`
 //! (`{"tag":"Update","immutable":true}`), `POST seed-asset?tag=T&name=N` (raw
 //! bytes), `POST az-login` (`{"logged_in":false}`), `GET info`.
 
@@ -32,6 +33,7 @@ pub mod reqlog;
 pub mod server;
 pub mod store;
 pub mod tls;
+pub mod tokens;
 pub mod util;
 pub mod vm;
 

@@ -493,7 +493,13 @@ fn seed_asset(app: &App, repo: &str, tag: &str, name: &str, bytes: &[u8]) -> Res
         id,
         name: name.to_string(),
         label: String::new(),
-        content_type: "application/octet-stream".into(),
+        // As the old flow's `gh release upload` stored them.
+        content_type: if name.ends_with(".dmg") {
+            "application/x-apple-diskimage"
+        } else {
+            "application/octet-stream"
+        }
+        .into(),
         size: bytes.len() as u64,
         state: "uploaded".into(),
         sha256: crate::util::sha256_hex(bytes),

@@ -23,17 +23,19 @@ fn asset_names(sb: &nexy_sandbox::Sandbox, tag: &str) -> Vec<String> {
 fn gh_auth_status_ok() {
     let sb = start();
     let o = gh(&sb, &["auth", "status", "--hostname", "github.localhost"]);
-    assert_eq!(o.code, 0, "{}", o.stderr);
+    // gh 2.23 prints to stderr, 2.31 and later to stdout; 2.40 and later
+    // word it per account.
+    let said = format!("{}{}", o.stdout, o.stderr);
+    assert_eq!(o.code, 0, "{said}");
     assert!(
-        o.stderr
-            .contains("Logged in to github.localhost as Seregawpn"),
-        "{}",
-        o.stderr
+        said.contains("Logged in to github.localhost as Seregawpn")
+            || said.contains("Logged in to github.localhost account Seregawpn"),
+        "{said}"
     );
     assert!(
-        o.stderr.contains("Token scopes: repo, read:org"),
-        "{}",
-        o.stderr
+        said.contains("Token scopes: repo, read:org")
+            || said.contains("Token scopes: 'repo', 'read:org'"),
+        "{said}"
     );
     let log = sb.requests();
     assert!(log
@@ -67,8 +69,14 @@ fn gh_auth_status_wrong_token() {
         );
     }
     let o = run_cmd(cmd, std::time::Duration::from_secs(60));
+    let said = format!("{}{}", o.stdout, o.stderr);
     assert_eq!(o.code, 1);
-    assert!(o.stderr.contains("authentication failed"), "{}", o.stderr);
+    // gh 2.23 says "authentication failed"; 2.40 and later "Failed to log
+    // in to github.localhost using token (GH_TOKEN)".
+    assert!(
+        said.contains("authentication failed") || said.contains("Failed to log in"),
+        "{said}"
+    );
     assert!(sb
         .requests()
         .iter()

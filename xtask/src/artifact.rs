@@ -13,6 +13,11 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 
+/// The content type gh sends for a `.dmg` (a fixed type in gh, whatever
+/// the machine's MIME table says) and the old flow's DMG carried. A PKG's
+/// comes from the uploading machine's MIME table, so it is only reported.
+pub const DMG_CONTENT_TYPE: &str = "application/x-apple-diskimage";
+
 /// The two artifacts of a release, by their fixed asset names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {

@@ -299,6 +299,8 @@ pub fn measure(
 }
 
 /// `VmHWM` (peak resident set) of a running process, in KiB.
+/// Linux only; on macOS the file does not exist and peak memory is
+/// reported as not measured.
 fn vm_hwm_kib(status_file: &Path) -> Option<u64> {
     let text = fs::read_to_string(status_file).ok()?;
     text.lines()

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use xshell::{cmd, Shell};
 
 use crate::{
-    proc,
+    ghenv, proc,
     progress::{self, FileWatch, Meter},
 };
 
@@ -46,6 +46,9 @@ pub struct Asset {
     /// `sha256:<hex>`, computed by GitHub on upload.
     #[serde(default)]
     pub digest: Option<String>,
+    /// What the uploader sent as `Content-Type`; GitHub serves it again.
+    #[serde(default)]
+    pub content_type: String,
 }
 
 impl Asset {
@@ -83,20 +86,48 @@ impl<'a> Gh<'a> {
         &self.repo
     }
 
-    /// `gh auth status` for the configured host; the error carries gh's own
-    /// words (which never include the token).
-    pub fn auth_status(&self) -> Result<()> {
+    /// `gh auth status` for the configured host, to show the operator; its
+    /// exit code proves nothing across gh versions (see `auth`), so the
+    /// caller reads the raw output.
+    pub fn prepare_auth_status(&self) -> Prepared {
         let (sh, host) = (self.sh, &self.host);
-        let out = proc::run(
-            cmd!(sh, "gh auth status --hostname {host}"),
-            "gh auth status",
-            API_TIMEOUT,
-        )?;
-        if !out.success() {
-            let said = last_lines(&format!("{}{}", out.stdout, out.stderr), 3);
-            bail!("gh is not logged in to {host}: {said}; run `gh auth login --hostname {host}` or export GH_TOKEN");
+        Prepared {
+            command: ghenv::command(cmd!(sh, "gh auth status --hostname {host}")),
+            what: "gh auth status".to_string(),
+            failed: format!("`gh auth status --hostname {host}` failed"),
+            timeout: API_TIMEOUT,
+            allow_404: false,
         }
-        Ok(())
+    }
+
+    /// `gh api PATH` (a GET) on the configured host.
+    pub fn prepare_get(&self, path: &str) -> Prepared {
+        let (sh, host) = (self.sh, &self.host);
+        Prepared {
+            command: ghenv::command(cmd!(sh, "gh api --hostname {host} {path}")),
+            what: format!("gh api {path}"),
+            failed: format!("`gh api {path}` failed"),
+            timeout: API_TIMEOUT,
+            allow_404: false,
+        }
+    }
+
+    /// The GraphQL `viewer`'s login: who the token is, for tokens that
+    /// may not read `GET /user` (GitHub Apps' installation tokens).
+    pub fn prepare_viewer(&self) -> Prepared {
+        let (sh, host) = (self.sh, &self.host);
+        let query = "query=query{viewer{login}}";
+        Prepared {
+            command: ghenv::command(cmd!(sh, "gh api --hostname {host} graphql -f {query}")),
+            what: "gh api graphql viewer".to_string(),
+            failed: "`gh api graphql` (viewer) failed".to_string(),
+            timeout: API_TIMEOUT,
+            allow_404: false,
+        }
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
     }
 
     /// The release behind a fixed tag, or `None` when the tag has none.
@@ -110,7 +141,7 @@ impl<'a> Gh<'a> {
         let (sh, host) = (self.sh, &self.host);
         let path = format!("repos/{}/releases/tags/{tag}", self.repo);
         Prepared {
-            command: cmd!(sh, "gh api --hostname {host} {path}").into(),
+            command: ghenv::command(cmd!(sh, "gh api --hostname {host} {path}")),
             what: format!("gh api {path}"),
             failed: format!("`gh api {path}` failed (check `gh auth status --hostname {host}`)"),
             timeout: API_TIMEOUT,
@@ -129,7 +160,7 @@ impl<'a> Gh<'a> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         Prepared {
-            command: cmd!(sh, "gh release upload {tag} {file} -R {target}").into(),
+            command: ghenv::command(cmd!(sh, "gh release upload {tag} {file} -R {target}")),
             what: format!("gh release upload {tag} {name}"),
             failed: format!("uploading {name} to {tag} failed"),
             timeout: UPLOAD_TIMEOUT,
@@ -154,11 +185,10 @@ impl<'a> Gh<'a> {
         let content_type = JSON_CONTENT_TYPE;
         let what = format!("gh api -X PATCH {path}");
         let staged = proc::stage(
-            cmd!(
+            ghenv::command(cmd!(
                 sh,
                 "gh api --hostname {host} -X PATCH {path} -H {content_type} --input -"
-            )
-            .into(),
+            )),
             &what,
             API_TIMEOUT,
         )?;
@@ -181,7 +211,7 @@ impl<'a> Gh<'a> {
         let (sh, host) = (self.sh, &self.host);
         let path = format!("repos/{}/releases/assets/{asset_id}", self.repo);
         Prepared {
-            command: cmd!(sh, "gh api --hostname {host} -X DELETE {path}").into(),
+            command: ghenv::command(cmd!(sh, "gh api --hostname {host} -X DELETE {path}")),
             what: format!("gh api -X DELETE {path}"),
             failed: format!("deleting asset {asset_id} failed"),
             timeout: API_TIMEOUT,
@@ -195,11 +225,10 @@ impl<'a> Gh<'a> {
         let sh = self.sh;
         let target = format!("{}/{}", self.host, self.repo);
         Prepared {
-            command: cmd!(
+            command: ghenv::command(cmd!(
                 sh,
                 "gh release download {tag} -R {target} --pattern {name} --dir {dir} --clobber"
-            )
-            .into(),
+            )),
             what: format!("gh release download {tag} --pattern {name}"),
             failed: format!("downloading {name} from {tag} failed"),
             timeout: UPLOAD_TIMEOUT,

@@ -5,6 +5,7 @@
 //! 0 success, 1 problems found or a step failed, 2 usage or config error.
 
 mod artifact;
+mod auth;
 mod az;
 mod bench;
 mod bump;
@@ -15,6 +16,7 @@ mod config;
 mod edit;
 mod feed;
 mod gh;
+mod ghenv;
 mod gitobj;
 mod grpc;
 mod hash;
@@ -24,6 +26,7 @@ mod init;
 mod linked;
 mod manifest;
 mod output;
+mod platform;
 mod preflight;
 mod prepush;
 mod proc;
@@ -37,6 +40,7 @@ mod rollback;
 mod sandbox;
 mod secrets;
 mod signing;
+mod tempname;
 mod verify;
 mod version;
 

@@ -9,6 +9,7 @@ use xshell::Shell;
 
 use crate::{
     artifact::{self, Kind},
+    auth,
     az::Az,
     check,
     cli::Preflight,
@@ -39,15 +40,11 @@ pub fn checks(sh: &Shell, ws: &Workspace, channel_name: &str) -> Result<Vec<Chec
     let mut out = Vec::new();
     let started = Instant::now();
 
-    // 1. gh installed and logged in to the configured host.
+    // 1. gh installed, and its token who it must be and able to write to
+    //    the assets repository (not `gh auth status`'s exit code).
     let gh = Gh::new(sh, &config.github.host, &config.github.assets_repo);
-    let gh_ok = gh.auth_status();
-    let gh_ready = gh_ok.is_ok();
-    out.push(CheckResult::from_result(
-        "gh-auth",
-        gh_ok.map(|()| format!("gh is logged in to {}", config.github.host)),
-        "install gh (`apt-get install gh`), then `gh auth login` or export GH_TOKEN with the repo scope",
-    ));
+    let (gh_rows, gh_ready) = auth::checks(&gh);
+    out.extend(gh_rows);
 
     // 2. The inbox.
     out.extend(inbox_checks(&ws.root.join(ws.inbox_dir(channel_name))));

@@ -155,13 +155,7 @@ impl Staged {
         if !matches!(self.running.child.try_wait(), Ok(None)) {
             return true;
         }
-        let pid = self.running.child.id();
-        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
-            return true;
-        };
-        fds.flatten().any(|fd| {
-            std::fs::read_link(fd.path()).is_ok_and(|t| t.to_string_lossy().starts_with("socket:"))
-        })
+        has_socket(self.running.child.id())
     }
 }
 
@@ -174,6 +168,24 @@ pub fn await_connected(staged: &mut [&mut Staged], max: Duration) {
     while Instant::now() < until && !staged.iter_mut().all(|s| s.connected()) {
         thread::sleep(Duration::from_millis(1));
     }
+}
+
+/// Whether `pid` has a socket among its descriptors (`/proc/PID/fd`).
+#[cfg(target_os = "linux")]
+fn has_socket(pid: u32) -> bool {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return true;
+    };
+    fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path()).is_ok_and(|t| t.to_string_lossy().starts_with("socket:"))
+    })
+}
+
+/// macOS has no `/proc` to tell: assumed connected, so a staged call is
+/// sent right away and its gap may include the rest of gh's start-up.
+#[cfg(not(target_os = "linux"))]
+fn has_socket(_pid: u32) -> bool {
+    true
 }
 
 /// A spawned child whose output is being collected, with its deadline.

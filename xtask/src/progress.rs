@@ -269,9 +269,7 @@ impl<'m> FileWatch<'m> {
             return;
         }
         self.last = Some(Instant::now());
-        let open = |fd: &str| {
-            fs::read_link(format!("/proc/{pid}/fd/{fd}")).ok() == Some(self.file.clone())
-        };
+        let open = |fd: &str| fd_target(pid, fd).as_ref() == Some(&self.file);
         match self.fd.take() {
             Some(fd) if open(&fd) => self.fd = Some(fd),
             // The descriptor is gone or names another file. gh closes the
@@ -292,7 +290,14 @@ impl<'m> FileWatch<'m> {
     }
 }
 
+/// The file descriptor `fd` of `pid` is open on (`/proc/PID/fd/FD`).
+#[cfg(target_os = "linux")]
+fn fd_target(pid: u32, fd: &str) -> Option<PathBuf> {
+    fs::read_link(format!("/proc/{pid}/fd/{fd}")).ok()
+}
+
 /// The descriptor of `pid` open on `file`, if `/proc` shows one.
+#[cfg(target_os = "linux")]
 fn find_fd(pid: u32, file: &Path) -> Option<String> {
     let fds = fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
     fds.flatten().find_map(|e| {
@@ -302,11 +307,30 @@ fn find_fd(pid: u32, file: &Path) -> Option<String> {
 }
 
 /// The file offset of descriptor `fd` of `pid` (`pos:` in its fdinfo).
+#[cfg(target_os = "linux")]
 fn fd_offset(pid: u32, fd: &str) -> Option<u64> {
     let info = fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).ok()?;
     info.lines()
         .find_map(|l| l.strip_prefix("pos:"))
         .and_then(|v| v.trim().parse().ok())
+}
+
+// macOS has no `/proc`: another process's descriptors and offsets are not
+// to be had without privileges, so no descriptor is ever found and the
+// meter shows the elapsed time (see `Meter::row`).
+#[cfg(not(target_os = "linux"))]
+fn fd_target(_pid: u32, _fd: &str) -> Option<PathBuf> {
+    None
+}
+
+#[cfg(not(target_os = "linux"))]
+fn find_fd(_pid: u32, _file: &Path) -> Option<String> {
+    None
+}
+
+#[cfg(not(target_os = "linux"))]
+fn fd_offset(_pid: u32, _fd: &str) -> Option<u64> {
+    None
 }
 
 #[cfg(test)]

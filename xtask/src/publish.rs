@@ -34,13 +34,12 @@ use crate::{
     hash::{self, FileDigest},
     manifest, proc,
     progress::Meter,
+    tempname::{self, Temp},
     version::{self, Version},
 };
 
-/// Temporary asset names: `Nexy.dmg.next-<sha12>` while uploading,
-/// `Nexy.dmg.prev-<sha12>` for the replaced asset during the swap.
-const NEXT: &str = ".next-";
-const PREV: &str = ".prev-";
+// Temporary asset names (see `tempname`): `Nexy.next-<sha12>.dmg` while
+// uploading, `Nexy.prev-<sha12>.dmg` for the replaced asset during the swap.
 
 /// One artifact to publish.
 #[derive(Debug, Clone)]
@@ -57,7 +56,7 @@ impl Local {
     }
 
     fn temp_name(&self) -> String {
-        format!("{}{NEXT}{}", self.name(), &self.digest.sha256[..12])
+        tempname::name(self.name(), Temp::Next, &self.digest.sha256[..12])
     }
 }
 
@@ -448,15 +447,12 @@ impl<'a> Job<'a> {
             let live_asset = release.asset(local.name());
             let temp = local.temp_name();
             for asset in &release.assets {
-                let leftover = asset.name.starts_with(&format!("{}{NEXT}", local.name()))
-                    || asset.name.starts_with(&format!("{}{PREV}", local.name()));
-                if !leftover {
+                let Some(kind) = tempname::parse(&asset.name, local.name()) else {
                     continue;
-                }
+                };
                 let good_temp = asset.name == temp && matches_local(asset, local);
-                let restorable = live_asset.is_none()
-                    && asset.name.starts_with(&format!("{}{PREV}", local.name()))
-                    && asset.state == "uploaded";
+                let restorable =
+                    live_asset.is_none() && kind == Temp::Prev && asset.state == "uploaded";
                 if live_asset.is_none() && good_temp {
                     // Killed between the two renames of a swap: finishing it
                     // is the Swap step below, which will find this asset.
@@ -588,6 +584,12 @@ impl<'a> Job<'a> {
             }
         }
         let journal = Journal::open(&self.ws.root.join(INBOX).join(".journal.jsonl"))?;
+        // Which gh did the work: its behaviour differs across versions.
+        journal.line(
+            "run",
+            &crate::ghenv::version()
+                .map_or_else(|e| format!("gh unknown: {e:#}"), |v| format!("gh {v}")),
+        )?;
         // The copy of this release into its archive runs beside everything
         // else: an upload waits on the network, the copy on the local disk.
         let archive_copy = match &manifest {
@@ -993,10 +995,10 @@ impl<'a> Job<'a> {
                 );
             }
             let live = release.asset(local.name()).map(|a| {
-                let prev = format!(
-                    "{}{PREV}{}",
+                let prev = tempname::name(
                     local.name(),
-                    a.sha256().map_or("unknown", |s| &s[..12.min(s.len())])
+                    Temp::Prev,
+                    a.sha256().map_or("unknown", |s| &s[..12.min(s.len())]),
                 );
                 (a.id, prev)
             });
@@ -1086,11 +1088,11 @@ impl<'a> Job<'a> {
                     local.temp_name()
                 ),
                 Step::Swap { local } => format!(
-                    "{n}. check {} (size and digest), then swap it in as {}\n     $ gh api --hostname {host} repos/{repo}/releases/tags/{}\n     $ gh api --hostname {host} -X PATCH repos/{repo}/releases/assets/<live id> -f name={}{PREV}<sha12>\n     $ gh api --hostname {host} -X PATCH repos/{repo}/releases/assets/<new id> -f name={}\n     $ gh api --hostname {host} -X DELETE repos/{repo}/releases/assets/<live id>",
+                    "{n}. check {} (size and digest), then swap it in as {}\n     $ gh api --hostname {host} repos/{repo}/releases/tags/{}\n     $ gh api --hostname {host} -X PATCH repos/{repo}/releases/assets/<live id> -f name={}\n     $ gh api --hostname {host} -X PATCH repos/{repo}/releases/assets/<new id> -f name={}\n     $ gh api --hostname {host} -X DELETE repos/{repo}/releases/assets/<live id>",
                     local.temp_name(),
                     local.name(),
                     local.tag,
-                    local.name(),
+                    tempname::name(local.name(), Temp::Prev, "<sha12>"),
                     local.name()
                 ),
                 Step::WriteManifest { change } => format!(
@@ -1150,17 +1152,10 @@ pub fn archive_consistent(
 
 /// Gives the calling thread the lowest CPU priority, so that the archive
 /// copy takes only CPU time the uploads and the swap leave idle: it is a
-/// convenience for the next release, they are this one. On Linux threads
-/// have their own nice value; elsewhere (macOS, where the copy is an APFS
-/// clone anyway) this does nothing.
+/// convenience for the next release, they are this one (see
+/// `platform::background_priority` for Linux and macOS).
 fn background_priority() {
-    #[cfg(target_os = "linux")]
-    // SAFETY: setpriority and gettid only read their integer arguments;
-    // a failure leaves the priority as it was, which is harmless.
-    unsafe {
-        let tid = libc::gettid();
-        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19);
-    }
+    crate::platform::background_priority();
 }
 
 /// The deletes of the replaced assets after a swap, running beside the
@@ -1202,10 +1197,14 @@ impl ArchiveCopy {
 /// The file that marks an archive directory as complete.
 pub const ARCHIVE_DONE: &str = ".complete";
 
+/// Whether `asset` holds exactly `local`; a DMG must also carry its
+/// content type, so that one stored as `application/octet-stream` (by runs
+/// whose temporary names lost the extension) is uploaded again.
 fn matches_local(asset: &Asset, local: &Local) -> bool {
     asset.state == "uploaded"
         && asset.size == local.digest.size
         && asset.sha256() == Some(local.digest.sha256.as_str())
+        && (local.kind != Kind::Dmg || asset.content_type == artifact::DMG_CONTENT_TYPE)
 }
 
 fn locals_has_good_temp(release: &Release, local: &Local) -> bool {
@@ -1416,7 +1415,7 @@ impl Lock {
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     let holder = fs::read_to_string(path).unwrap_or_default();
                     let pid = holder.trim();
-                    let alive = !pid.is_empty() && Path::new(&format!("/proc/{pid}")).exists();
+                    let alive = pid.parse().is_ok_and(crate::platform::process_alive);
                     if alive {
                         bail!(
                             "another release (pid {pid}) holds {}; wait for it, or delete the file if that process is gone",
@@ -1466,6 +1465,11 @@ impl Journal {
             Step::SyncVm { version, .. } => format!("sync vm {version}"),
             Step::Skip { what, .. } => format!("skip {what}"),
         };
+        self.line(phase, &what)
+    }
+
+    /// Appends one record: `{"time", "phase", "step": what}`.
+    pub fn line(&self, phase: &str, what: &str) -> Result<()> {
         let line =
             serde_json::json!({ "time": manifest::now_isoformat(), "phase": phase, "step": what });
         let mut f = fs::OpenOptions::new()

@@ -13,6 +13,10 @@ use std::{
     fs,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
     thread,
     time::{Duration, Instant, SystemTime},
 };
@@ -37,6 +41,10 @@ impl SandboxCmd {
 }
 
 fn up(sh: &Shell, config: &Path, state: &Path, port: u16) -> Result<()> {
+    // Armed before the stand-in starts, so that a signal at any moment
+    // from here on ends it: without handlers a SIGTERM would kill this
+    // process and leave the stand-in serving (drop never runs).
+    let stop = stop_on_signals()?;
     let mut stand_in = StandIn::start(sh, state, port)?;
     let out = write_config(config, &stand_in.state)?;
     crate::say!("release target for the stand-in: {}", out.display());
@@ -46,11 +54,40 @@ fn up(sh: &Shell, config: &Path, state: &Path, port: u16) -> Result<()> {
         out.display()
     );
     crate::say!("serving until interrupted (Ctrl-C)");
-    let status = stand_in.child.wait().context("waiting for nexy-sandbox")?;
-    if !status.success() {
-        bail!("nexy-sandbox exited with {status}");
+    loop {
+        if let Some(status) = stand_in
+            .child
+            .try_wait()
+            .context("waiting for nexy-sandbox")?
+        {
+            if !status.success() {
+                bail!("nexy-sandbox exited with {status}");
+            }
+            return Ok(());
+        }
+        if stop.load(Ordering::SeqCst) {
+            crate::say!("stopping the stand-in");
+            // Dropping it sends SIGTERM and waits (bounded).
+            drop(stand_in);
+            return Ok(());
+        }
+        thread::sleep(Duration::from_millis(50));
     }
-    Ok(())
+}
+
+/// A flag raised by SIGTERM, SIGINT or SIGHUP (a `kill`, Ctrl-C, a closed
+/// terminal), for `up` to end its stand-in before it exits.
+fn stop_on_signals() -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
+    ] {
+        signal_hook::flag::register(signal, stop.clone())
+            .with_context(|| format!("cannot handle signal {signal}"))?;
+    }
+    Ok(stop)
 }
 
 /// The repository the xtask was built from (it holds `sandbox/`).
@@ -66,7 +103,10 @@ pub struct StandIn {
 
 impl StandIn {
     /// Builds and starts the stand-in on `port` (0: any), keeping its
-    /// state in `state`, and waits (bounded) until it is serving.
+    /// state in `state`, and waits (bounded) until it is serving. The
+    /// stand-in ends itself when this process dies, however it dies (see
+    /// `nexy-sandbox`'s parent watch); on Linux that watch follows the
+    /// thread that started it, so call this from the main thread.
     pub fn start(sh: &Shell, state: &Path, port: u16) -> Result<StandIn> {
         // The stand-in's source sits beside the xtask's own, whatever
         // workspace root the command works on.
@@ -93,7 +133,12 @@ impl StandIn {
         let state = fs::canonicalize(state)?;
         let started = SystemTime::now();
         let port = port.to_string();
-        let mut command: Command = cmd!(sh, "{binary} up --state {state} --port {port}").into();
+        let parent = std::process::id().to_string();
+        let mut command: Command = cmd!(
+            sh,
+            "{binary} up --state {state} --port {port} --parent-pid {parent}"
+        )
+        .into();
         let mut child = command
             .stdout(Stdio::null())
             .spawn()

@@ -16,6 +16,7 @@ use serde_json::Value;
 use xshell::Shell;
 
 use crate::{
+    artifact::DMG_CONTENT_TYPE,
     changes,
     cli::Verify,
     config::{Channel, Workspace},
@@ -188,7 +189,10 @@ fn asset_check(gh: &Gh, tag: &str, name: &str, p: &Promise) -> CheckResult {
     let leftovers: Vec<&str> = release
         .assets
         .iter()
-        .filter(|a| a.name != name && a.name.starts_with(name))
+        .filter(|a| {
+            a.name != name
+                && (a.name.starts_with(name) || crate::tempname::parse(&a.name, name).is_some())
+        })
         .map(|a| a.name.as_str())
         .collect();
     if !leftovers.is_empty() {
@@ -220,11 +224,19 @@ fn asset_check(gh: &Gh, tag: &str, name: &str, p: &Promise) -> CheckResult {
             ),
             "run `cargo xtask publish` to make them agree",
         ),
+        Some(a) if a.content_type != DMG_CONTENT_TYPE => CheckResult::fail(
+            "dmg-asset",
+            format!(
+                "live {name} is stored with content type {}, not {DMG_CONTENT_TYPE} (it was uploaded under a name without .dmg)",
+                if a.content_type.is_empty() { "none" } else { &a.content_type }
+            ),
+            "run `cargo xtask publish`: it uploads the DMG again under a name that keeps .dmg",
+        ),
         Some(a) => CheckResult::pass(
             "dmg-asset",
             format!(
-                "{name} in `{tag}`: {} bytes, digest matches the manifest",
-                a.size
+                "{name} in `{tag}`: {} bytes, digest matches the manifest, content type {}",
+                a.size, a.content_type
             ),
         ),
     }
@@ -283,9 +295,10 @@ fn pkg_check(gh: &Gh, agent: &ureq::Agent, url: &str, tag: &str) -> CheckResult 
         Ok(n) if n == asset.size => CheckResult::pass(
             "pkg-asset",
             format!(
-                "{} answers with {n} bytes, digest {}",
+                "{} answers with {n} bytes, digest {}, content type {}",
                 url,
-                asset.digest.as_deref().unwrap_or("none")
+                asset.digest.as_deref().unwrap_or("none"),
+                asset.content_type
             ),
         ),
         Ok(n) => CheckResult::fail(

@@ -145,16 +145,16 @@ fn release_and_publish_dry_runs_print_the_plan_and_change_nothing() {
         &format!("$ gh release download App -R {GH_REPO} --pattern Nexy.pkg --dir"),
         // Uploads under digest-derived temporary names, never --clobber.
         &format!(
-            "$ gh release upload Update <staging>/Nexy.dmg.next-{} -R {GH_REPO}",
+            "$ gh release upload Update <staging>/Nexy.next-{}.dmg -R {GH_REPO}",
             &dmg_sha[..12]
         ),
         &format!(
-            "$ gh release upload App <staging>/Nexy.pkg.next-{} -R {GH_REPO}",
+            "$ gh release upload App <staging>/Nexy.next-{}.pkg -R {GH_REPO}",
             &pkg_sha[..12]
         ),
         &format!("({} bytes, sha256 {dmg_sha})", dmg.len()),
         // The swap by renames.
-        "$ gh api --hostname github.localhost -X PATCH repos/Seregawpn/Nexy_production/releases/assets/<live id> -f name=Nexy.dmg.prev-<sha12>",
+        "$ gh api --hostname github.localhost -X PATCH repos/Seregawpn/Nexy_production/releases/assets/<live id> -f name=Nexy.prev-<sha12>.dmg",
         "$ gh api --hostname github.localhost -X PATCH repos/Seregawpn/Nexy_production/releases/assets/<new id> -f name=Nexy.dmg",
         "$ gh api --hostname github.localhost -X DELETE repos/Seregawpn/Nexy_production/releases/assets/<live id>",
         // The manifest diff and the VM sync.
@@ -182,7 +182,7 @@ fn release_and_publish_dry_runs_print_the_plan_and_change_nothing() {
     for want in [
         "plan for channel stable:",
         &format!(
-            "$ gh release upload Update <staging>/Nexy.dmg.next-{} -R {GH_REPO}",
+            "$ gh release upload Update <staging>/Nexy.next-{}.dmg -R {GH_REPO}",
             &dmg_sha[..12]
         ),
         "-X PATCH repos/Seregawpn/Nexy_production/releases/assets/<new id> -f name=Nexy.dmg",
@@ -229,7 +229,7 @@ fn rollback_dry_run_after_a_release_pair_changes_nothing() {
         // 2.0.0.6 was kept as a rollback point when it was published.
         "skip archive of 2.0.0.6: already archived",
         &format!(
-            "$ gh release upload Update <staging>/Nexy.dmg.next-{} -R {GH_REPO}",
+            "$ gh release upload Update <staging>/Nexy.next-{}.dmg -R {GH_REPO}",
             &sha256_hex(&old_dmg)[..12]
         ),
         "-X PATCH repos/Seregawpn/Nexy_production/releases/assets/<new id> -f name=Nexy.dmg",

@@ -299,17 +299,19 @@ fn a_cut_short_upload_leaves_at_most_a_starter_and_the_next_publish_cleans_it() 
     let names = asset_names(&st, "Update");
     for (name, state) in &names {
         let complete_new =
-            name == &format!("Nexy.dmg.next-{}", &new_sha[..12]) && state == "uploaded";
+            name == &format!("Nexy.next-{}.dmg", &new_sha[..12]) && state == "uploaded";
         assert!(
             name == "Nexy.dmg"
-                || (name.starts_with("Nexy.dmg.next-") && state == "starter")
+                || (name.starts_with("Nexy.next-") && state == "starter")
                 || complete_new,
             "unexpected asset after a cut upload: {names:?}"
         );
     }
 
     // A leftover of an interrupted run (a cut upload under a temp name,
-    // as gh itself leaves it), so the next publish has something to clean.
+    // as gh itself leaves it), so the next publish has something to clean;
+    // named in the scheme of runs before temporary names kept the
+    // extension, which the cleanup still recognises.
     st.sb.set_faults(cut()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let stray = dir.path().join("Nexy.dmg.next-0123456789ab");
@@ -376,9 +378,14 @@ enum KillPoint {
 fn kill_at(st: &Stage, point: KillPoint, live_id: u64) {
     let hold = 3000;
     let live_url = format!("/releases/assets/{live_id}");
+    // The DMG's upload alone (the PKG's goes beside it).
+    let dmg_upload = format!(
+        "name=Nexy.next-{}.dmg",
+        &sha256_hex(&st.inbox_bytes("Nexy.dmg"))[..12]
+    );
     let faults = match point {
         KillPoint::Archive => vec![delay("GET", &live_url, hold)],
-        KillPoint::Upload => vec![delay("POST", "name=Nexy.dmg.next-", hold)],
+        KillPoint::Upload => vec![delay("POST", &dmg_upload, hold)],
         KillPoint::MidSwap => vec![delay("PATCH", &live_url, hold)],
         KillPoint::DeletePrev => vec![delay("DELETE", &live_url, hold)],
         KillPoint::VmSync => vec![],
@@ -406,9 +413,9 @@ fn kill_at(st: &Stage, point: KillPoint, live_id: u64) {
             ],
         ),
         KillPoint::Upload => (
-            "upload Nexy.dmg",
+            "upload Nexy.next-",
             "POST",
-            "name=Nexy.dmg.next-",
+            dmg_upload.as_str(),
             vec!["gh release upload Update".into()],
         ),
         KillPoint::MidSwap => (
@@ -537,7 +544,7 @@ fn kill_and_rerun(point: KillPoint) -> String {
         assert!(
             names
                 .iter()
-                .any(|(n, s)| n.starts_with("Nexy.dmg.next-") && s == "uploaded"),
+                .any(|(n, s)| n.starts_with("Nexy.next-") && s == "uploaded"),
             "{state}"
         );
     }
@@ -958,7 +965,7 @@ fn a_swap_that_fails_between_its_renames_says_so_and_a_rerun_finishes_it() {
     let old_dmg = st.sb.asset_bytes("Update", "Nexy.dmg").unwrap();
     let from = publish_with_failing_rename(
         &st,
-        "\"name\":\"Nexy.dmg.prev-",
+        &format!("\"name\":\"Nexy.prev-{}.dmg\"", &sha256_hex(&old_dmg)[..12]),
         "the swap of Nexy.dmg in Update stopped",
     );
     assert_eq!(
@@ -983,11 +990,11 @@ fn a_swap_that_fails_between_its_renames_says_so_and_a_rerun_finishes_it() {
         .collect();
     assert!(!names.contains(&"Nexy.dmg".to_string()), "{names:?}");
     assert!(
-        names.iter().any(|n| n.starts_with("Nexy.dmg.prev-")),
+        names.iter().any(|n| n.starts_with("Nexy.prev-")),
         "{names:?}"
     );
     assert!(
-        names.iter().any(|n| n.starts_with("Nexy.dmg.next-")),
+        names.iter().any(|n| n.starts_with("Nexy.next-")),
         "{names:?}"
     );
     rerun_publishes(&st);

@@ -102,7 +102,9 @@ fn preflight_passes_on_a_healthy_stand_in() {
     );
     let rows = rows(&run.stdout);
     for id in [
-        "gh-auth",
+        "gh-version",
+        "gh-auth-status",
+        "gh-token",
         "inbox-dmg",
         "inbox-pkg",
         "server-health",
@@ -179,17 +181,18 @@ fn a_placeholder_gemini_key_fails() {
 }
 
 #[test]
-fn a_wrong_github_token_fails_gh_auth() {
+fn a_wrong_github_token_fails_gh_token() {
     let st = ready();
     let run = run_with_env(
         &st,
         &["preflight"],
         &[("GH_TOKEN", "ghp_wrong0token0for0the0stand0in00000")],
     );
-    let fails = failed(&run, &["gh-auth"]);
-    let r = row(&fails, "gh-auth");
+    let fails = failed(&run, &["gh-token"]);
+    let r = row(&fails, "gh-token");
     assert!(
-        r.detail.contains("gh is not logged in to github.localhost"),
+        r.detail
+            .contains("gh has no valid token for github.localhost"),
         "{r:?}"
     );
     assert!(

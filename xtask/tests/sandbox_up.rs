@@ -5,25 +5,22 @@ mod common;
 
 use std::{
     os::unix::process::CommandExt,
-    process::{Command, Stdio},
+    path::Path,
+    process::{Child, Command, Stdio},
     thread,
     time::{Duration, Instant},
 };
 
-#[test]
-fn sandbox_up_writes_a_usable_target_and_stops_on_sigterm() {
-    let fx = common::Fixture::new();
-    let state = fx.path("stand-in");
+/// Starts `xtask sandbox up` on a copy of the workspace, in a process
+/// group of its own (so that only the signals a test sends reach it), and
+/// waits (bounded) until it has written its release target.
+fn sandbox_up(fx: &common::Fixture, state: &Path) -> Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args([
-            "sandbox",
-            "up",
-            "--state",
-            state.to_str().unwrap(),
-            "--root",
-            fx.root().to_str().unwrap(),
-        ])
+        .args(["sandbox", "up", "--state", state.to_str().unwrap()])
+        .arg("--root")
+        .arg(fx.root())
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .process_group(0)
         .spawn()
         .unwrap();
@@ -41,6 +38,15 @@ fn sandbox_up_writes_a_usable_target_and_stops_on_sigterm() {
         );
         thread::sleep(Duration::from_millis(50));
     }
+    child
+}
+
+#[test]
+fn sandbox_up_writes_a_usable_target_and_stops_on_sigterm() {
+    let fx = common::Fixture::new();
+    let state = fx.path("stand-in");
+    let mut child = sandbox_up(&fx, &state);
+    let config = state.join("release.toml");
     let text = std::fs::read_to_string(&config).unwrap();
     assert!(text.contains("host = \"github.localhost\""), "{text}");
     assert!(text.contains("resource_group = \"NexyNewRG\""), "{text}");
@@ -91,5 +97,84 @@ fn sandbox_up_writes_a_usable_target_and_stops_on_sigterm() {
             "sandbox up did not stop on SIGTERM"
         );
         thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether `pid` is a live process (a zombie, dead but not yet reaped by
+/// whoever inherited it, serves nothing and counts as gone).
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name in parentheses.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+fn serving(port: u64) -> bool {
+    std::net::TcpStream::connect_timeout(
+        &format!("127.0.0.1:{port}").parse().unwrap(),
+        Duration::from_millis(500),
+    )
+    .is_ok()
+}
+
+/// `sandbox up` ended by each signal a user or a dying terminal or CI
+/// runner sends it leaves no stand-in behind: no process, nothing on its
+/// port. TERM, INT and HUP are handled (it stops the stand-in and exits
+/// 0); KILL cannot be, and the stand-in's own parent watch ends it.
+#[test]
+fn sandbox_up_leaves_nothing_serving_whichever_signal_ends_it() {
+    for signal in ["TERM", "INT", "HUP", "KILL"] {
+        let fx = common::Fixture::new();
+        let state = fx.path("stand-in");
+        // The stand-in must learn of the signal from `sandbox up`, which
+        // alone gets it (its own process group).
+        let mut child = sandbox_up(&fx, &state);
+        let info: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(state.join("sandbox.json")).unwrap())
+                .unwrap();
+        let pid = info["pid"].as_u64().unwrap() as u32;
+        let port = info["port"].as_u64().unwrap();
+        assert!(alive(pid) && serving(port), "{signal}: not serving");
+
+        Command::new("kill")
+            .args(["-s", signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "{signal}: sandbox up still runs");
+            thread::sleep(Duration::from_millis(20));
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while alive(pid) || serving(port) {
+            if Instant::now() > deadline {
+                // Leave nothing behind even when failing.
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+                panic!(
+                    "{signal}: the stand-in (pid {pid}) still runs or port {port} still answers"
+                );
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().unwrap();
+        let said = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        if signal == "KILL" {
+            assert_eq!(status.code(), None, "{signal}: {said}");
+        } else {
+            assert!(
+                status.success(),
+                "{signal}: sandbox up did not handle the signal ({status}): {said}"
+            );
+            assert!(said.contains("stopping the stand-in"), "{signal}: {said}");
+        }
     }
 }

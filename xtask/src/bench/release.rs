@@ -37,7 +37,7 @@ use crate::{
     cli::{Bump, Publish, Release},
     config::{Workspace, INBOX},
     gh::Gh,
-    preflight, proc, publish,
+    ghenv, preflight, proc, publish,
     rehearse::{copy_release_files, next, seed_vm},
     report,
     sandbox::{self, StandIn},
@@ -224,7 +224,7 @@ impl Bench<'_> {
         let rtts: Result<Vec<Duration>> = (0..RTT_SAMPLES)
             .map(|_| {
                 let m = measure(
-                    cmd!(sh, "gh api --hostname {host} {tag_path}"),
+                    ghenv::cmd(cmd!(sh, "gh api --hostname {host} {tag_path}")),
                     "gh api",
                     API_TIMEOUT,
                     false,
@@ -421,7 +421,7 @@ impl Bench<'_> {
         let target = format!("{}/{}", cfg.host, cfg.assets_repo);
         let from = self.mark()?;
         let m = measure(
-            cmd!(sh, "gh release upload {tag} {links...} -R {target}"),
+            ghenv::cmd(cmd!(sh, "gh release upload {tag} {links...} -R {target}")),
             "gh release upload (floor)",
             UPLOAD_TIMEOUT,
             false,
@@ -472,7 +472,7 @@ impl Bench<'_> {
         let host = &cfg.host;
         let path = format!("repos/{}/releases/tags/{tag}", cfg.assets_repo);
         let out = proc::run(
-            cmd!(sh, "gh api --hostname {host} {path}"),
+            ghenv::cmd(cmd!(sh, "gh api --hostname {host} {path}")),
             "gh api",
             API_TIMEOUT,
         )?;
@@ -509,7 +509,10 @@ impl Bench<'_> {
         for local in &locals {
             let (tag, file) = (&local.tag, &local.path);
             let out = proc::run(
-                cmd!(sh, "gh release upload {tag} {file} --clobber -R {target}"),
+                ghenv::cmd(cmd!(
+                    sh,
+                    "gh release upload {tag} {file} --clobber -R {target}"
+                )),
                 "gh release upload --clobber",
                 UPLOAD_TIMEOUT,
             )?;
@@ -982,8 +985,8 @@ mod tests {
         let path = dir.join("j.jsonl");
         let old = "{\"time\":\"2026-01-01T00:00:00+00:00\",\"phase\":\"start\",\"step\":\"old\"}\n";
         let new = [
-            ("00:00:01", "start", "upload Nexy.dmg.next-abc"),
-            ("00:00:03.250000", "done", "upload Nexy.dmg.next-abc"),
+            ("00:00:01", "start", "upload Nexy.next-abc.dmg"),
+            ("00:00:03.250000", "done", "upload Nexy.next-abc.dmg"),
             ("00:00:04", "start", "skip archive"),
             ("00:00:04", "done", "skip archive"),
         ]
@@ -998,7 +1001,7 @@ mod tests {
         assert_eq!(
             steps,
             vec![(
-                "upload Nexy.dmg.next-abc".to_string(),
+                "upload Nexy.next-abc.dmg".to_string(),
                 epoch_secs("2026-01-01T00:00:01+00:00").unwrap(),
                 Duration::from_millis(2250)
             )]
