@@ -4,6 +4,7 @@
 //! command goes through, loads the workspace and dispatches. Exit codes:
 //! 0 success, 1 problems found or a step failed, 2 usage or config error.
 
+mod archive;
 mod artifact;
 mod az;
 mod bench;
@@ -20,7 +21,9 @@ mod hash;
 mod hook;
 mod http;
 mod init;
+mod journal;
 mod linked;
+mod lock;
 mod manifest;
 mod output;
 mod preflight;
@@ -35,8 +38,10 @@ mod rollback;
 mod sandbox;
 mod secrets;
 mod signing;
+mod util;
 mod verify;
 mod version;
+mod vm;
 
 use std::process::ExitCode;
 
