@@ -42,7 +42,7 @@ pub struct Faults {
     /// without being handled, as a GitHub front end failing one call does.
     pub fails: Vec<Fail>,
     /// How the gRPC service behind the TLS front answers (see `grpc.rs`).
-    pub grpc: Option<crate::grpc::GrpcFault>,
+    pub grpc: Option<GrpcFault>,
     /// A second valid token, of the account `nexy-reader`, that can read the
     /// repositories but not write to them (a fine-grained token with
     /// `Contents: read`; see `tokens`).
@@ -168,6 +168,43 @@ impl Faults {
             .sum();
         total.min(MAX_SLEEP_MS)
     }
+}
+
+/// How the service behind the TLS front answers.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcFault {
+    #[serde(default)]
+    pub answer: GrpcAnswer,
+    /// `grpc-status` for `answer: status` (3 INVALID_ARGUMENT, 12
+    /// UNIMPLEMENTED, 14 UNAVAILABLE, ...).
+    #[serde(default)]
+    pub status: u32,
+    #[serde(default)]
+    pub message: String,
+    /// The answer is held this long (a slow or hung service).
+    #[serde(default)]
+    pub delay_ms: u64,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum GrpcAnswer {
+    /// The service answers the call.
+    #[default]
+    Normal,
+    /// `voice-assistant` is down and nginx, still up, answers with its
+    /// gRPC error page (the nginx documentation's `error_page 502` setup):
+    /// HTTP 204, trailers-only, `grpc-status: 14`.
+    Down,
+    /// `voice-assistant` is down and nginx has no gRPC error page: HTTP
+    /// 502 with nginx's HTML body.
+    BadGateway,
+    /// The front answers a web page (HTTP 200, text/html) where the gRPC
+    /// route should be, as nginx's default site does.
+    Html,
+    /// The service answers `status` and `message` (trailers-only).
+    Status,
 }
 
 #[cfg(test)]

@@ -20,7 +20,6 @@ use crate::faults::{Faults, MAX_SLEEP_MS};
 use crate::h2::{self, Frame};
 use crate::reqlog::LoggedRequest;
 use anyhow::{bail, Result};
-use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::path::Path;
@@ -28,65 +27,8 @@ use std::time::Duration;
 
 pub const PATH: &str = "/streaming.StreamingService/InterruptSession";
 
-/// How the service behind the TLS front answers.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
-#[serde(deny_unknown_fields)]
-pub struct GrpcFault {
-    #[serde(default)]
-    pub answer: GrpcAnswer,
-    /// `grpc-status` for `answer: status` (3 INVALID_ARGUMENT, 12
-    /// UNIMPLEMENTED, 14 UNAVAILABLE, ...).
-    #[serde(default)]
-    pub status: u32,
-    #[serde(default)]
-    pub message: String,
-    /// The answer is held this long (a slow or hung service).
-    #[serde(default)]
-    pub delay_ms: u64,
-}
-
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum GrpcAnswer {
-    /// The service answers the call.
-    #[default]
-    Normal,
-    /// `voice-assistant` is down and nginx, still up, answers with its
-    /// gRPC error page (the nginx documentation's `error_page 502` setup):
-    /// HTTP 204, trailers-only, `grpc-status: 14`.
-    Down,
-    /// `voice-assistant` is down and nginx has no gRPC error page: HTTP
-    /// 502 with nginx's HTML body.
-    BadGateway,
-    /// The front answers a web page (HTTP 200, text/html) where the gRPC
-    /// route should be, as nginx's default site does.
-    Html,
-    /// The service answers `status` and `message` (trailers-only).
-    Status,
-}
-
-/// What the stand-in received, as the request log records it.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
-pub struct GrpcCall {
-    pub path: String,
-    pub method: String,
-    pub scheme: String,
-    pub authority: String,
-    pub content_type: String,
-    pub te: String,
-    pub grpc_timeout: String,
-    /// The gRPC frame: compressed flag, declared and received lengths.
-    pub compressed: Option<u8>,
-    pub declared_len: Option<u32>,
-    pub body_len: usize,
-    /// `InterruptRequest.hardware_id`, when the message decoded.
-    pub hardware_id: Option<String>,
-    /// What made the call malformed (empty when it was well formed).
-    pub problems: Vec<String>,
-    /// What was answered: HTTP status and `grpc-status` (none for HTML).
-    pub http_status: u16,
-    pub grpc_status: Option<u32>,
-}
+pub use crate::faults::{GrpcAnswer, GrpcFault};
+pub use crate::reqlog::GrpcCall;
 
 /// A stream's request as it arrives.
 #[derive(Default)]

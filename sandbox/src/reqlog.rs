@@ -31,7 +31,7 @@ pub struct LoggedRequest {
     pub command: Option<Vec<String>>,
     /// What a gRPC call carried (kind `grpc`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub grpc: Option<crate::grpc::GrpcCall>,
+    pub grpc: Option<GrpcCall>,
 }
 
 impl LoggedRequest {
@@ -72,4 +72,27 @@ pub fn read_log(path: &Path) -> Result<Vec<LoggedRequest>> {
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect())
+}
+
+/// What the stand-in received, as the request log records it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+pub struct GrpcCall {
+    pub path: String,
+    pub method: String,
+    pub scheme: String,
+    pub authority: String,
+    pub content_type: String,
+    pub te: String,
+    pub grpc_timeout: String,
+    /// The gRPC frame: compressed flag, declared and received lengths.
+    pub compressed: Option<u8>,
+    pub declared_len: Option<u32>,
+    pub body_len: usize,
+    /// `InterruptRequest.hardware_id`, when the message decoded.
+    pub hardware_id: Option<String>,
+    /// What made the call malformed (empty when it was well formed).
+    pub problems: Vec<String>,
+    /// What was answered: HTTP status and `grpc-status` (none for HTML).
+    pub http_status: u16,
+    pub grpc_status: Option<u32>,
 }

@@ -11,9 +11,9 @@
 //! `auth status` therefore sees nothing wrong: only the repository's
 //! permissions, or the first upload, tell.
 
+use crate::app::{App, Req};
 use crate::github::{self, API, WEB};
 use crate::http::{Body, Response};
-use crate::server::{App, Req};
 use anyhow::Result;
 use serde_json::json;
 

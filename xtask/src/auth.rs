@@ -13,11 +13,7 @@
 
 use serde_json::{json, Value};
 
-use crate::{
-    gh::{last_lines, Gh},
-    ghenv, proc,
-    report::CheckResult,
-};
+use crate::{gh::Gh, ghenv, proc, report::CheckResult, util::last_lines};
 
 /// The gh rows of preflight's table: the gh version, what `gh auth status`
 /// says (shown, not judged) and the token's identity and write access.

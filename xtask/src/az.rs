@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::Value;
 use xshell::{cmd, Shell};
 
-use crate::{gh::last_lines, proc};
+use crate::{proc, util::last_lines};
 
 /// A run-command on a busy VM takes tens of seconds; it must not hang us.
 const RUN_TIMEOUT: Duration = Duration::from_secs(300);
@@ -79,6 +79,11 @@ impl<'a> Az<'a> {
             format!("az vm run-command invoke -g {rg} -n {vm}"),
             RUN_TIMEOUT,
         )
+    }
+
+    /// The run-command of `script` as the shell line it runs.
+    pub fn describe_script(&self, script: &str) -> String {
+        crate::effect::describe(&self.prepare_script(script).0, None)
     }
 
     /// The script's output from az's answer, or what went wrong and the fix.

@@ -71,7 +71,7 @@ pub fn version() -> Result<String> {
         if !out.success() {
             return Err(format!(
                 "`gh --version` failed: {}",
-                crate::gh::last_lines(&out.stderr, 2)
+                crate::util::last_lines(&out.stderr, 2)
             ));
         }
         parse_version(&out.stdout)
@@ -79,7 +79,7 @@ pub fn version() -> Result<String> {
             .ok_or_else(|| {
                 format!(
                     "`gh --version` printed no version: {}",
-                    crate::gh::last_lines(&out.stdout, 1)
+                    crate::util::last_lines(&out.stdout, 1)
                 )
             })
     });

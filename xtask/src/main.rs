@@ -4,6 +4,7 @@
 //! command goes through, loads the workspace and dispatches. Exit codes:
 //! 0 success, 1 problems found or a step failed, 2 usage or config error.
 
+mod archive;
 mod artifact;
 mod auth;
 mod az;
@@ -12,8 +13,10 @@ mod bump;
 mod changes;
 mod check;
 mod cli;
+mod clock;
 mod config;
 mod edit;
+mod effect;
 mod feed;
 mod gh;
 mod ghenv;
@@ -23,7 +26,9 @@ mod hash;
 mod hook;
 mod http;
 mod init;
+mod journal;
 mod linked;
+mod lock;
 mod manifest;
 mod output;
 mod platform;
@@ -41,8 +46,10 @@ mod sandbox;
 mod secrets;
 mod signing;
 mod tempname;
+mod util;
 mod verify;
 mod version;
+mod vm;
 
 use std::process::ExitCode;
 

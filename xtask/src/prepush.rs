@@ -278,7 +278,7 @@ fn patch_of(c: xshell::Cmd<'_>, what: &str) -> Result<Vec<u8>> {
     if !out.status.success() {
         bail!(
             "{what}: {}",
-            crate::gh::last_lines(&String::from_utf8_lossy(&out.stderr), 3)
+            crate::util::last_lines(&String::from_utf8_lossy(&out.stderr), 3)
         );
     }
     Ok(out.stdout)

@@ -22,7 +22,7 @@ use crate::{
     gh::Gh,
     hash, manifest,
     progress::Meter,
-    publish::{Job, Local},
+    publish::{Artifact, Job},
     report, say, verify,
 };
 
@@ -38,23 +38,15 @@ impl Promote {
         let to = ws.channel(&self.to)?.clone();
         let source_text = changes::read_text(&ws.root, &from.manifest)?;
         let source = manifest::parse(&from.manifest, &source_text)?;
-        let version = source
-            .get("version")
-            .and_then(Value::as_str)
-            .with_context(|| {
-                format!(
-                    "{} has no version; publish to {} first",
-                    from.manifest, self.from
-                )
-            })?
-            .to_string();
-        let art = source.get("artifact").cloned().unwrap_or(Value::Null);
-        let want_sha = art
-            .get("sha256")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        let want_size = art.get("size").and_then(Value::as_u64).unwrap_or(0);
+        let source_view = manifest::View::of(&source);
+        let version = source_view.version.clone().with_context(|| {
+            format!(
+                "{} has no version; publish to {} first",
+                from.manifest, self.from
+            )
+        })?;
+        let want_sha = source_view.sha256.clone().unwrap_or_default();
+        let want_size = source_view.size.unwrap_or(0);
 
         let gh = Gh::new(sh, &ws.config.github.host, &ws.config.github.assets_repo);
         let live_of = |tag: &str, name: &str| -> Result<Option<crate::gh::Asset>> {
@@ -84,15 +76,11 @@ impl Promote {
             (None, None) => true,
             _ => false,
         };
-        let target_version = target.get("version").and_then(Value::as_str);
-        let target_sha = target
-            .get("artifact")
-            .and_then(|a| a.get("sha256"))
-            .and_then(Value::as_str);
+        let target_view = manifest::View::of(&target);
         if same(&Some(src_dmg.clone()), &dst_dmg)
             && same(&src_pkg, &dst_pkg)
-            && target_version == Some(version.as_str())
-            && target_sha == Some(want_sha.as_str())
+            && target_view.version.as_deref() == Some(version.as_str())
+            && target_view.sha256.as_deref() == Some(want_sha.as_str())
         {
             say!(
                 "nothing to promote: {} already serves {version} with the same bytes as {}",
@@ -115,23 +103,54 @@ impl Promote {
             .root
             .join(INBOX)
             .join(format!(".promote-{}", std::process::id()));
+        let sources = [
+            (Kind::Dmg, &from.dmg_tag, &to.dmg_tag, Some(&src_dmg)),
+            (Kind::Pkg, &from.pkg_tag, &to.pkg_tag, src_pkg.as_ref()),
+        ];
+        let new = promoted_manifest(&target, &source, &to.dmg_url)?;
+        let change = FileChange {
+            rel: to.manifest.clone(),
+            abs: ws.root.join(&to.manifest),
+            old: target_text.clone(),
+            new,
+        };
+        let job = Job::new(sh, ws, &self.to)?;
+        if self.dry_run {
+            // The same plan the real run makes, from the digests GitHub
+            // reports for the source assets (the real run checks the
+            // downloaded bytes against them).
+            let mut artifacts = Vec::new();
+            for (kind, tag, dst_tag, asset) in sources {
+                let Some(asset) = asset else { continue };
+                say!(
+                    "  download {} from {tag} ({} bytes)",
+                    kind.file_name(),
+                    asset.size
+                );
+                say!(
+                    "     $ {}",
+                    gh.prepare_download(tag, kind.file_name(), &staging)
+                        .describe()
+                );
+                artifacts.push(Artifact {
+                    kind,
+                    path: staging.join(kind.file_name()),
+                    digest: hash::FileDigest {
+                        sha256: asset.sha256().unwrap_or_default().to_string(),
+                        size: asset.size,
+                    },
+                    tag: dst_tag.clone(),
+                });
+            }
+            job.execute(&artifacts, Some(change), true)?;
+            return Ok(true);
+        }
         fs::create_dir_all(&staging)
             .with_context(|| format!("cannot create {}", staging.display()))?;
         let result = (|| -> Result<bool> {
-            let mut locals = Vec::new();
-            for (kind, tag, asset) in [
-                (Kind::Dmg, &from.dmg_tag, Some(&src_dmg)),
-                (Kind::Pkg, &from.pkg_tag, src_pkg.as_ref()),
-            ] {
+            let mut artifacts = Vec::new();
+            for (kind, tag, dst_tag, asset) in sources {
                 let Some(asset) = asset else { continue };
-                if self.dry_run {
-                    say!(
-                        "  would download {} from {tag} ({} bytes)",
-                        kind.file_name(),
-                        asset.size
-                    );
-                    continue;
-                }
                 let path = staging.join(kind.file_name());
                 let meter = Meter::new("download", kind.file_name(), asset.size);
                 let call = gh.prepare_download(tag, kind.file_name(), &staging);
@@ -146,31 +165,14 @@ impl Promote {
                         digest.sha256
                     );
                 }
-                let dst_tag = if kind == Kind::Dmg {
-                    &to.dmg_tag
-                } else {
-                    &to.pkg_tag
-                };
-                locals.push(Local {
+                artifacts.push(Artifact {
                     kind,
                     path,
                     digest,
                     tag: dst_tag.clone(),
                 });
             }
-            if self.dry_run {
-                say!("dry run: nothing was downloaded, uploaded or written");
-                return Ok(true);
-            }
-            let new = promoted_manifest(&target, &source, &to.dmg_url)?;
-            let change = FileChange {
-                rel: to.manifest.clone(),
-                abs: ws.root.join(&to.manifest),
-                old: target_text.clone(),
-                new,
-            };
-            let mut job = Job::new(sh, ws, &self.to)?;
-            job.execute(&locals, Some(change), false)?;
+            job.execute(&artifacts, Some(change), false)?;
             let results = verify::dod(
                 sh,
                 ws,

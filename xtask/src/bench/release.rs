@@ -45,6 +45,11 @@ use crate::{
     version::{self, Version},
 };
 
+mod flows;
+mod tables;
+
+use tables::availability_table;
+
 /// Ours must publish within this multiple of the floor.
 const TARGET_RATIO: f64 = 1.5;
 const UPLOAD_TIMEOUT: Duration = Duration::from_secs(30 * 60);
@@ -401,413 +406,6 @@ impl Bench<'_> {
             uploaded,
         })
     }
-
-    /// One `gh release upload` of both files under fresh names (symlinks,
-    /// as publish stages its uploads).
-    fn floor_gh(&self, dir: &Path, tag: &str) -> Result<Usage> {
-        let staging = dir.join("floor");
-        fs::create_dir_all(&staging)
-            .with_context(|| format!("cannot create {}", staging.display()))?;
-        let mut links = Vec::new();
-        for name in ["Nexy.dmg", "Nexy.pkg"] {
-            let link = staging.join(format!("{FLOOR_PREFIX}{name}"));
-            let target = fs::canonicalize(self.inbox.join(name))?;
-            let _ = fs::remove_file(&link);
-            std::os::unix::fs::symlink(&target, &link)
-                .with_context(|| format!("cannot create {}", link.display()))?;
-            links.push(link);
-        }
-        let (sh, cfg) = (self.sh, &self.ws.config.github);
-        let target = format!("{}/{}", cfg.host, cfg.assets_repo);
-        let from = self.mark()?;
-        let m = measure(
-            ghenv::cmd(cmd!(sh, "gh release upload {tag} {links...} -R {target}")),
-            "gh release upload (floor)",
-            UPLOAD_TIMEOUT,
-            false,
-        )?;
-        let to = self.mark()?;
-        if !m.success() {
-            bail!("the floor's `gh release upload` failed: {}", m.said());
-        }
-        self.usage(&from, &to)
-    }
-
-    /// The same bytes as two raw HTTP POSTs straight to the stand-in (the
-    /// kernel copies the file to the socket): the transfer with no gh.
-    fn floor_raw(&self, tag: &str, token: &str) -> Result<Usage> {
-        let cfg = &self.ws.config.github;
-        let release = self.release_json(tag)?;
-        let id = release
-            .get("id")
-            .and_then(Value::as_u64)
-            .context("the release JSON has no id")?;
-        let base = cfg
-            .download_base
-            .as_deref()
-            .context("the stand-in config has no github.download_base")?;
-        let addr: SocketAddr = base
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .parse()
-            .with_context(|| format!("{base} is not http://ADDRESS:PORT"))?;
-        let from = self.mark()?;
-        for name in ["Nexy.dmg", "Nexy.pkg"] {
-            raw_upload(
-                addr,
-                token,
-                &cfg.assets_repo,
-                id,
-                &format!("{RAW_PREFIX}{name}"),
-                &self.inbox.join(name),
-            )?;
-        }
-        let to = self.mark()?;
-        self.usage(&from, &to)
-    }
-
-    /// The release JSON of `tag` as `gh api` prints it.
-    fn release_json(&self, tag: &str) -> Result<Value> {
-        let (sh, cfg) = (self.sh, &self.ws.config.github);
-        let host = &cfg.host;
-        let path = format!("repos/{}/releases/tags/{tag}", cfg.assets_repo);
-        let out = proc::run(
-            ghenv::cmd(cmd!(sh, "gh api --hostname {host} {path}")),
-            "gh api",
-            API_TIMEOUT,
-        )?;
-        if !out.success() {
-            bail!("`gh api {path}` failed: {}", out.stderr.trim());
-        }
-        serde_json::from_str(&out.stdout).with_context(|| format!("`gh api {path}` is not JSON"))
-    }
-
-    /// Deletes the floor's uploads, so the release holds only its own assets.
-    fn remove_bench_assets(&self, tag: &str) -> Result<()> {
-        let cfg = &self.ws.config.github;
-        let gh = Gh::new(self.sh, &cfg.host, &cfg.assets_repo);
-        let release = gh
-            .release(tag)?
-            .with_context(|| format!("the release {tag} disappeared"))?;
-        for asset in &release.assets {
-            if asset.name.starts_with(FLOOR_PREFIX) || asset.name.starts_with(RAW_PREFIX) {
-                gh.delete(asset.id)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// The old runbook: hash, `gh release upload --clobber` per asset
-    /// (delete first, then upload), then the manifest and the VM sync
-    /// exactly as publish does them.
-    fn naive_publish(&self, v: Version) -> Result<()> {
-        let (sh, ws) = (self.sh, self.ws);
-        let job = publish::Job::new(sh, ws, "stable")?;
-        let locals = job.locals(&self.inbox)?;
-        let manifest = job.new_manifest(&locals, None)?;
-        let target = format!("{}/{}", ws.config.github.host, ws.config.github.assets_repo);
-        for local in &locals {
-            let (tag, file) = (&local.tag, &local.path);
-            let out = proc::run(
-                ghenv::cmd(cmd!(
-                    sh,
-                    "gh release upload {tag} {file} --clobber -R {target}"
-                )),
-                "gh release upload --clobber",
-                UPLOAD_TIMEOUT,
-            )?;
-            if !out.success() {
-                bail!(
-                    "`gh release upload --clobber` of {} failed: {}",
-                    file.display(),
-                    out.stderr.trim()
-                );
-            }
-        }
-        let change = manifest.context("the naive flow publishes a DMG, so it has a manifest")?;
-        changes::apply(std::slice::from_ref(&change))?;
-        let manifest_file = Path::new(&job.channel.manifest).file_name().map_or_else(
-            || "manifest.json".to_string(),
-            |n| n.to_string_lossy().into_owned(),
-        );
-        let cfg = &ws.config.azure;
-        // The stable channel also moves the server's own version.
-        let script = publish::sync_vm_script(
-            &cfg.remote_base,
-            &manifest_file,
-            &v.to_string(),
-            &change.new,
-            true,
-        );
-        let out = Az::new(sh, &cfg.resource_group, &cfg.vm_name).run_script(&script)?;
-        if out.marker("sync").is_none_or(|m| !m.starts_with("ok:")) {
-            bail!(
-                "the naive flow's VM sync did not confirm: {}",
-                out.stderr.trim()
-            );
-        }
-        Ok(())
-    }
-
-    fn release_table(&self, r: &Results) -> Section {
-        let m = &r.runs[r.median];
-        let (dmg, pkg) = self.sizes;
-        let mut s = Section::new(
-            format!(
-                "2. the release against the stand-in: {} DMG + {} PKG",
-                fmt_mb(dmg),
-                fmt_mb(pkg)
-            ),
-            &[
-                "flow / stage",
-                "wall",
-                "gh",
-                "az",
-                "uploaded",
-                "vs floor",
-                "target",
-                "met?",
-            ],
-        );
-        let floor = r.floor.wall.as_secs_f64().max(1e-9);
-        let ratio = |u: &Usage| format!("{:.2}x", u.wall.as_secs_f64() / floor);
-        let row = |s: &mut Section, name: &str, u: &Usage, vs: String, target: &str, met: &str| {
-            s.row(vec![
-                name.to_string(),
-                fmt_secs(u.wall),
-                u.gh.to_string(),
-                u.az.to_string(),
-                fmt_mb(u.uploaded),
-                vs,
-                target.to_string(),
-                met.to_string(),
-            ]);
-        };
-        let publish_ratio = m.publish.wall.as_secs_f64() / floor;
-        let verdict = Verdict::of(publish_ratio <= TARGET_RATIO);
-        let dash = "-".to_string();
-        row(
-            &mut s,
-            "ours: preflight",
-            &m.preflight,
-            dash.clone(),
-            "-",
-            "-",
-        );
-        row(
-            &mut s,
-            "ours: publish (replaces the live assets)",
-            &m.publish,
-            ratio(&m.publish),
-            &format!("<= {TARGET_RATIO:.1}x floor"),
-            verdict.label(),
-        );
-        for (step, _, took) in &m.steps {
-            s.row(vec![
-                format!("  publish step: {step}"),
-                fmt_secs(*took),
-                dash.clone(),
-                dash.clone(),
-                dash.clone(),
-                format!("{:.2}x", took.as_secs_f64() / floor),
-                dash.clone(),
-                dash.clone(),
-            ]);
-        }
-        if !m.steps.is_empty() {
-            s.row(vec![
-                "  publish: outside those (hashing, live state, waits)".into(),
-                fmt_secs(m.publish.wall.saturating_sub(covered(&m.steps))),
-                dash.clone(),
-                dash.clone(),
-                dash.clone(),
-                dash.clone(),
-                dash.clone(),
-                dash.clone(),
-            ]);
-        }
-        row(
-            &mut s,
-            "ours: verify (DoD)",
-            &m.verify,
-            dash.clone(),
-            "-",
-            "-",
-        );
-        let total = m.preflight + m.publish + m.verify;
-        row(
-            &mut s,
-            "ours: release total",
-            &total,
-            ratio(&total),
-            "-",
-            "-",
-        );
-        row(
-            &mut s,
-            "naive: `upload --clobber` per asset, manifest, VM",
-            &r.naive,
-            ratio(&r.naive),
-            "(reference)",
-            "-",
-        );
-        row(
-            &mut s,
-            "floor: one `gh release upload` of both files",
-            &r.floor,
-            ratio(&r.floor),
-            "(the floor)",
-            "-",
-        );
-        row(
-            &mut s,
-            "floor: raw HTTP POSTs, no gh",
-            &r.raw,
-            ratio(&r.raw),
-            "(reference)",
-            "-",
-        );
-        s.target(
-            format!(
-                "publish within {TARGET_RATIO:.1}x of the floor (got {publish_ratio:.2}x: {} vs {})",
-                fmt_secs(m.publish.wall),
-                fmt_secs(r.floor.wall)
-            ),
-            verdict,
-        );
-
-        let list = |walls: Vec<Duration>| {
-            walls
-                .into_iter()
-                .map(fmt_secs)
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        s.note(format!(
-            "{RUNS} measured releases, each replacing the live assets and followed by a floor: publish {}; floor {}; the rows show the release with the median publish ({}) and the median floor",
-            list(r.runs.iter().map(|o| o.publish.wall).collect()),
-            list(r.floors.iter().map(|f| f.wall).collect()),
-            m.version
-        ));
-        s.note(format!(
-            "before them, a first release into empty releases took {} for preflight+publish+verify",
-            fmt_secs(r.first_release)
-        ));
-        s.note("the target compares the publish stage (the one that uploads) with the floor; `vs floor` of the total is shown for reference");
-        s.note("publish steps are the journal's (side by side ones overlap); `outside those` is the rest of the stage: the lock, hashing and reading live state before the first step, waiting for the deletes and the archive copy after the last");
-        s.note("gh = processes spawned (proc::SPAWNED) minus az runs; az = az invocations in the stand-in's request log; uploaded = bodies POSTed to the uploads host; MB = 10^6 bytes");
-        s.note("the floor uploads both files in one gh process (gh sends them concurrently) to the DMG's release under fresh names; the raw floor POSTs them one after the other with the kernel copying the file");
-        s.note(format!(
-            "pollers GET each fixed URL every {} ms during our publish, the floors and the naive flow alike",
-            poll::INTERVAL.as_millis()
-        ));
-        let ours_failures: Vec<String> = r
-            .runs
-            .iter()
-            .flat_map(|o| {
-                o.dod_failures
-                    .iter()
-                    .map(move |f| format!("{}: {f}", o.version))
-            })
-            .collect();
-        for (who, failures) in [("ours", &ours_failures), ("naive", &r.naive_dod_failures)] {
-            if failures.is_empty() {
-                s.note(format!("{who}: the Definition of Done held after publish"));
-            } else {
-                s.note(format!(
-                    "{who}: the Definition of Done FAILED after publish: {}",
-                    failures.join("; ")
-                ));
-            }
-        }
-        s
-    }
-}
-
-fn availability_table(r: &Results) -> Section {
-    let rtt = median(&r.rtts);
-    let rtt_max = r.rtts.iter().max().copied().unwrap_or_default();
-    // A gap is seen only at the resolution the poller achieved.
-    let allowed = |p: &poll::Report| rtt + p.mean_interval.max(poll::INTERVAL);
-    let mut s = Section::new(
-        format!(
-            "3. availability of the fixed URLs during publish (a GET every {} ms per URL)",
-            poll::INTERVAL.as_millis()
-        ),
-        &[
-            "flow",
-            "URL",
-            "polls",
-            "unavailable",
-            "longest gap",
-            "slowest answer",
-            "answers",
-            "target",
-            "met?",
-        ],
-    );
-    let mut verdict = if r.ours_availability.is_empty() {
-        Verdict::NotRun
-    } else {
-        Verdict::Met
-    };
-    let mut longest_ours = Duration::ZERO;
-    let mut allowed_ours = Duration::ZERO;
-    for (flow, reports, ours) in [
-        ("ours", &r.ours_availability, true),
-        ("naive --clobber", &r.naive_availability, false),
-    ] {
-        for p in reports {
-            let gap = if p.ended_unavailable {
-                format!("{} (still down at the end)", fmt_ms(p.longest_gap))
-            } else {
-                fmt_ms(p.longest_gap)
-            };
-            let (target, met) = if ours {
-                let ok = p.polls > 0 && !p.ended_unavailable && p.longest_gap <= allowed(p);
-                if !ok {
-                    verdict = Verdict::Missed;
-                }
-                if p.longest_gap >= longest_ours {
-                    longest_ours = p.longest_gap;
-                    allowed_ours = allowed(p);
-                }
-                (
-                    format!("<= 1 round trip ({})", fmt_ms(allowed(p))),
-                    Verdict::of(ok).label().to_string(),
-                )
-            } else {
-                ("(reference)".to_string(), "-".to_string())
-            };
-            s.row(vec![
-                flow.to_string(),
-                p.name.clone(),
-                format!("{} (every {})", p.polls, fmt_ms(p.mean_interval)),
-                p.unavailable.to_string(),
-                gap,
-                fmt_ms(p.slowest),
-                p.statuses.clone(),
-                target,
-                met,
-            ]);
-        }
-    }
-    s.target(
-        format!(
-            "no gap longer than one API round trip during our publish (longest {} vs {})",
-            fmt_ms(longest_ours),
-            fmt_ms(allowed_ours)
-        ),
-        verdict,
-    );
-    s.note(format!(
-        "one round trip = `gh api repos/.../releases/tags/...` as gh makes it, start-up included: median {} (max {}) of {RTT_SAMPLES}, plus the poller's achieved interval (a gap is only seen to that resolution)",
-        fmt_ms(rtt),
-        fmt_ms(rtt_max)
-    ));
-    s.note("available = 302 to storage (what github.com answers) or 200; unavailable = 404, any other status, or no answer within 10 s; a gap runs from the first failed answer to the next good one, by arrival time");
-    s.note("polls fall behind 10 ms when the machine is busy (gh, the stand-in and the pollers share its cores): the polls column shows the interval achieved, and a gap shorter than it may go unseen");
-    s
 }
 
 /// The failed checks of a DoD, as `id: message`.
@@ -829,79 +427,23 @@ fn median_index(values: &[Duration]) -> usize {
         .unwrap_or(0)
 }
 
-/// Writes one file as a raw asset upload; expects 201.
-fn raw_upload(
-    addr: SocketAddr,
-    token: &str,
-    repo: &str,
-    release_id: u64,
-    name: &str,
-    file: &Path,
-) -> Result<()> {
-    let size = fs::metadata(file)
-        .with_context(|| format!("cannot read {}", file.display()))?
-        .len();
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10))
-        .with_context(|| format!("cannot connect to the stand-in at {addr}"))?;
-    stream.set_write_timeout(Some(Duration::from_secs(300)))?;
-    stream.set_read_timeout(Some(Duration::from_secs(300)))?;
-    write!(
-        stream,
-        "POST http://uploads.github.localhost/repos/{repo}/releases/{release_id}/assets?name={name}&label= HTTP/1.1\r\n\
-         Host: uploads.github.localhost\r\n\
-         Authorization: token {token}\r\n\
-         Content-Type: application/octet-stream\r\n\
-         Content-Length: {size}\r\n\
-         Connection: close\r\n\r\n"
-    )?;
-    let mut f = fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
-    let sent = std::io::copy(&mut f, &mut stream).context("the raw upload was cut")?;
-    if sent != size {
-        bail!("sent {sent} of {size} bytes of {}", file.display());
-    }
-    let mut line = String::new();
-    BufReader::new((&stream).take(1024))
-        .read_line(&mut line)
-        .context("the stand-in did not answer the raw upload")?;
-    if line.split_whitespace().nth(1) != Some("201") {
-        bail!("the raw upload of {name} answered {:?}", line.trim());
-    }
-    Ok(())
-}
-
 /// The duration of each step publish journaled after `offset`: from its
 /// `start` to its `done` line.
 fn journal_steps(path: &Path, offset: u64) -> Result<Vec<(String, f64, Duration)>> {
-    let text = fs::read_to_string(path)
-        .with_context(|| format!("cannot read the journal {}", path.display()))?;
-    let text = text
-        .get(usize::try_from(offset).unwrap_or(usize::MAX)..)
-        .unwrap_or("");
     let mut open: Vec<(String, f64)> = Vec::new();
     let mut out = Vec::new();
-    for line in text.lines() {
-        let Ok(entry) = serde_json::from_str::<Value>(line) else {
+    for entry in crate::journal::read_from(path, offset)? {
+        let Some(at) = crate::clock::epoch_secs(&entry.time) else {
             continue;
         };
-        let field = |k: &str| {
-            entry
-                .get(k)
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string()
-        };
-        let (step, phase) = (field("step"), field("phase"));
-        let Some(at) = epoch_secs(&field("time")) else {
-            continue;
-        };
-        if step.starts_with("skip ") {
+        if entry.step.starts_with("skip ") {
             continue;
         }
-        match phase.as_str() {
-            "start" => open.push((step, at)),
+        match entry.phase.as_str() {
+            "start" => open.push((entry.step, at)),
             "done" => {
-                if let Some(i) = open.iter().rposition(|(s, _)| *s == step) {
-                    let (_, began) = open.remove(i);
+                if let Some(i) = open.iter().rposition(|(s, _)| *s == entry.step) {
+                    let (step, began) = open.remove(i);
                     out.push((step, began, Duration::from_secs_f64((at - began).max(0.0))));
                 }
             }
@@ -937,46 +479,9 @@ fn covered(steps: &[(String, f64, Duration)]) -> Duration {
     Duration::from_secs_f64(total)
 }
 
-/// Seconds since the epoch of `2026-03-06T02:58:57.245806+00:00` (the
-/// journal's UTC timestamps; the fraction is optional).
-fn epoch_secs(text: &str) -> Option<f64> {
-    let text = text.strip_suffix("+00:00")?;
-    let (date, time) = text.split_once('T')?;
-    let mut d = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
-    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
-    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
-    let mut t = hms.splitn(3, ':').map(|p| p.parse::<i64>().ok());
-    let (h, min, sec) = (t.next()??, t.next()??, t.next()??);
-    let frac: f64 = format!("0.{frac}").parse().ok()?;
-    let days = days_from_civil(y, m, day);
-    Some((days * 86_400 + h * 3600 + min * 60 + sec) as f64 + frac)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
-/// algorithm, the inverse of the one in `manifest`).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn journal_times_parse() {
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
-        let a = epoch_secs("2026-03-06T23:59:59.500000+00:00").unwrap();
-        let b = epoch_secs("2026-03-07T00:00:00+00:00").unwrap();
-        assert!((b - a - 0.5).abs() < 1e-6, "{a} {b}");
-        assert!(epoch_secs("2026-03-07T00:00:00Z").is_none());
-    }
 
     #[test]
     fn journal_steps_pair_start_and_done() {
@@ -1002,7 +507,7 @@ mod tests {
             steps,
             vec![(
                 "upload Nexy.next-abc.dmg".to_string(),
-                epoch_secs("2026-01-01T00:00:01+00:00").unwrap(),
+                crate::clock::epoch_secs("2026-01-01T00:00:01+00:00").unwrap(),
                 Duration::from_millis(2250)
             )]
         );

@@ -360,7 +360,7 @@ fn detect_secrets(sh: &Shell, repo: &Path) -> Result<(Duration, Vec<(String, usi
         if !out.success() {
             bail!(
                 "`pip install {DETECT_SECRETS}` failed: {}",
-                crate::gh::last_lines(&out.stderr, 3)
+                crate::util::last_lines(&out.stderr, 3)
             );
         }
     }

@@ -154,7 +154,7 @@ pub fn call(sh: &Shell, cfg: &Grpc) -> Result<Answer> {
     let content_type = next();
     let secs = |s: &str| s.parse::<f64>().unwrap_or(0.0);
     if !ran.success() {
-        let err = crate::gh::last_lines(&ran.stderr, 2);
+        let err = crate::util::last_lines(&ran.stderr, 2);
         let tls_up = secs(&tls) > 0.0;
         let t = timeout(cfg).as_millis();
         let e = &cfg.endpoint;
