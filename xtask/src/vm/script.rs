@@ -151,12 +151,12 @@ pub fn sync(target: &Target, version: &str, manifest: &str, restart: bool) -> St
             wait = target.restart_wait_secs,
         ));
     }
-    // The manifest: backed up unless the same bytes are already there,
-    // the backups pruned to the newest N by modification time (the time the
-    // backed-up manifest was written, whatever its name's format), the
-    // versioned copy, then the atomic rename.
+    // The manifest: backed up unless the same bytes are already there, the
+    // backups pruned to the newest N by modification time (when each backup
+    // was made, whatever its name's format: the backup is a plain copy, not
+    // `cp -p`), the versioned copy, then the atomic rename.
     s.push_str(&format!(
-        "if [ -f \"$dir/{manifest_file}\" ] && ! cmp -s \"$dir/{manifest_file}\" \"$tmp\"; then cp -p \"$dir/{manifest_file}\" \"$dir/{manifest_file}.backup.$(date -u +%Y%m%dT%H%M%S%NZ)\"; fi\n\
+        "if [ -f \"$dir/{manifest_file}\" ] && ! cmp -s \"$dir/{manifest_file}\" \"$tmp\"; then cp \"$dir/{manifest_file}\" \"$dir/{manifest_file}.backup.$(date -u +%Y%m%dT%H%M%S%NZ)\"; fi\n\
          old=$(find \"$dir\" -maxdepth 1 -type f -name {mf}'.backup.*' -printf '%T@ %p\\n' | sort -rn | cut -d' ' -f2- | tail -n +{first_pruned})\n\
          removed=0\n\
          if [ -n \"$old\" ]; then removed=$(printf '%s\\n' \"$old\" | wc -l); printf '%s\\n' \"$old\" | xargs -d '\\n' rm -f --; fi\n\
