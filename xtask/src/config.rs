@@ -117,8 +117,9 @@ impl Default for VmConfig {
 }
 
 /// The longest restart wait accepted: the sync script waits at most twice
-/// this (the restart, then the restore) inside one run-command.
-pub const MAX_RESTART_WAIT_SECS: u64 = 120;
+/// this (the restart, then the restore) inside one run-command, after up
+/// to 60 s for the manifest lock, and az's run-command is given 300 s.
+pub const MAX_RESTART_WAIT_SECS: u64 = 90;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

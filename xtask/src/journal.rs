@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 pub struct Entry {
     /// When the line was written, RFC 3339 in UTC.
     pub time: String,
-    /// `start` or `done`.
+    /// `start` or `done`; `note` for what a step found out (whether the VM
+    /// sync restarted the service, and how that went).
     pub phase: String,
     /// What the step does, as `upload Nexy.dmg.next-<sha12>`.
     pub step: String,

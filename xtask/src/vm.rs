@@ -339,14 +339,19 @@ pub fn check_synced(out: &ScriptOutput, manifest: &str, restart: bool) -> Result
     Ok(Synced { restart, backups })
 }
 
-fn parse_restart(out: &ScriptOutput) -> Result<Restart> {
-    let value = out.marker("restart").unwrap_or("");
+/// A marker value `KIND:A:B` in its three parts (the last may hold colons).
+fn three_parts(value: &str) -> (&str, String, String) {
     let mut parts = value.splitn(3, ':');
-    let (kind, a, b) = (
+    (
         parts.next().unwrap_or(""),
         parts.next().unwrap_or("").to_string(),
         parts.next().unwrap_or("").to_string(),
-    );
+    )
+}
+
+fn parse_restart(out: &ScriptOutput) -> Result<Restart> {
+    let value = out.marker("restart").unwrap_or("");
+    let (kind, a, b) = three_parts(value);
     Ok(match kind {
         "none" if a == "not-asked" => Restart::NotAsked,
         "none" if a == "already-running" => Restart::AlreadyRunning,
@@ -355,13 +360,7 @@ fn parse_restart(out: &ScriptOutput) -> Result<Restart> {
             secs: b.parse().unwrap_or(0),
         },
         "failed" => {
-            let restore = out.marker("restore").unwrap_or("");
-            let mut parts = restore.splitn(3, ':');
-            let (kind, version, seen) = (
-                parts.next().unwrap_or(""),
-                parts.next().unwrap_or("").to_string(),
-                parts.next().unwrap_or("").to_string(),
-            );
+            let (kind, version, seen) = three_parts(out.marker("restore").unwrap_or(""));
             Restart::Failed {
                 version: a,
                 seen: b,

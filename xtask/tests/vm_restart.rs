@@ -171,7 +171,7 @@ fn a_stable_release_restarts_once_and_waits_until_it_answers() {
     assert_eq!(feed_version(&st, "/health"), "2.0.0.5");
     assert!(journal_has(
         &st,
-        "done",
+        "note",
         "restarted voice-assistant into 2.0.0.5"
     ));
     assert_eq!(vm_file(&st, "VERSION"), "2.0.0.5\n");
@@ -288,7 +288,7 @@ fn a_service_that_fails_to_start_is_restored_and_the_release_fails_saying_so() {
     );
     assert!(journal_has(
         &st,
-        "done",
+        "note",
         "restart into 2.0.0.5 failed; restored 2.0.0.4"
     ));
 

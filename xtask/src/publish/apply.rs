@@ -297,7 +297,7 @@ impl Job<'_> {
                 }
                 // What happened to the service is recorded whatever it
                 // was, before a failed restart fails the release.
-                journal.record("done", &synced.journal_step())?;
+                journal.record("note", &synced.journal_step())?;
                 if let Some(why) = synced.failure(target.restart_wait_secs) {
                     bail!("{why}");
                 }
