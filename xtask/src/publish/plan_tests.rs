@@ -425,7 +425,8 @@ fn sync_step(local: &Local, live: &Live) -> Option<(bool, String)> {
 #[test]
 fn only_a_move_of_the_servers_own_version_restarts_it() {
     // (moves the server's version, SERVER_VERSION, /health answers, restart, why)
-    let rows: [(bool, Option<&str>, Option<&str>, bool, &str); 8] = [
+    type Row<'a> = (bool, Option<&'a str>, Option<&'a str>, bool, &'a str);
+    let rows: [Row; 8] = [
         (
             true,
             Some("2.0.0.5"),
@@ -500,7 +501,7 @@ fn a_beta_release_syncs_the_manifest_without_a_restart() {
     let got = labels(&local, &old_live());
     assert_eq!(got.last().unwrap(), "sync manifest 2.0.0.6");
     assert!(!got.iter().any(|l| l.starts_with("sync vm ")), "{got:?}");
-    assert_eq!(sync_step(&local, &old_live()).unwrap().0, false);
+    assert!(!sync_step(&local, &old_live()).unwrap().0);
 }
 
 #[test]
