@@ -27,6 +27,14 @@ pub struct Faults {
     /// For this many seconds after `systemctl restart voice-assistant` the feed's
     /// `/health` and `/status` keep answering the version from before the restart.
     pub feed_stale_secs: u64,
+    /// For this many milliseconds after `systemctl restart voice-assistant` the
+    /// service is still starting: `systemctl is-active` says `activating`, and
+    /// the feed (`/health`, `/status`, `/updates/*`, public and VM-local)
+    /// answers 502, as nginx does while its upstream is down.
+    pub restart_down_ms: u64,
+    /// The service fails to start with a given config: a restart while
+    /// `config.env` holds this text leaves it `failed` until the next restart.
+    pub service_fail: Option<ServiceFail>,
     /// `az` exits with `exit_code` and prints `stderr` (for `times` calls, or every
     /// call while set when `times` is absent).
     pub az_fail: Option<AzFail>,
@@ -73,6 +81,18 @@ pub struct UploadFail {
     pub count: u32,
     #[serde(default = "bad_gateway")]
     pub status: u16,
+}
+
+/// The service fails to start while `config.env` contains `config_contains`
+/// (say `SERVER_VERSION=2.0.0.6`). A `Type=simple` unit's restart still
+/// exits 0 (the process starts, then dies); with `restart_exit_code` set,
+/// `systemctl restart` exits with it as when the start job itself fails.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceFail {
+    pub config_contains: String,
+    #[serde(default)]
+    pub restart_exit_code: Option<i32>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -219,10 +239,13 @@ mod tests {
                 "delays":[{"method":"GET","path_contains":"/releases/tags/","ms":5}],
                 "feed_stale_secs":3,"az_fail":{"exit_code":2,"stderr":"boom"},
                 "az_hang_ms":10,"download_drop":{"after_bytes":7},
+                "restart_down_ms":1500,"service_fail":{"config_contains":"SERVER_VERSION=2.0.0.6"},
                 "download_stale_secs":4}"#,
         )
         .unwrap();
         assert_eq!(f.upload_fail.as_ref().unwrap().count, 4);
+        assert_eq!(f.restart_down_ms, 1500);
+        assert_eq!(f.service_fail.as_ref().unwrap().restart_exit_code, None);
         assert_eq!(f.delay_for("get", "http://x/releases/tags/Update"), 5);
         assert_eq!(f.delay_for("POST", "http://x/releases/tags/Update"), 0);
         assert!(serde_json::from_str::<Faults>(r#"{"nope":1}"#).is_err());

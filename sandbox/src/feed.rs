@@ -2,6 +2,15 @@
 //! `/health`, `/status` (from the running service's version) and
 //! `/updates/health`, `/updates/appcast.xml`, `/updates/manifest.json` (from
 //! the manifest on disk, read on every request as the real feed does).
+//!
+//! The same service as the VM itself reaches it, bypassing nginx and any
+//! cache in front: `/_vm/8080/health`, `/_vm/8080/status` (the service's
+//! port) and `/_vm/8081/updates/...` (the feed's port) stand for
+//! `http://127.0.0.1:8080/health` and `http://127.0.0.1:8081/updates/...` on
+//! the VM. They answer like the public paths except that the stale-feed
+//! fault (a cache in front) does not apply to them. While the service is
+//! starting or has failed, every path answers 502, as nginx does while its
+//! upstream is down (on the VM itself the port would refuse connections).
 
 use crate::app::App;
 use crate::http::Response;
@@ -17,10 +26,14 @@ fn cached(r: Response, cc: &str) -> Response {
 }
 
 /// (version, build) that the service answers with now, honouring the
-/// stale-after-restart fault.
-fn served_version(app: &App) -> (String, String) {
+/// stale-after-restart fault unless the request comes from the VM itself.
+fn served_version(app: &App, local: bool) -> (String, String) {
     let running = vm::read_running(&app.dir).ok();
-    let stale_secs = app.faults_snapshot().feed_stale_secs;
+    let stale_secs = if local {
+        0
+    } else {
+        app.faults_snapshot().feed_stale_secs
+    };
     match running {
         Some(r)
             if stale_secs > 0
@@ -62,12 +75,45 @@ fn jstr(v: &Value) -> String {
     }
 }
 
+/// The service is down (starting after a restart, or failed to start).
+fn down(app: &App) -> Option<vm::ServiceState> {
+    let r = vm::read_running(&app.dir).ok()?;
+    match vm::service_state(&r, &app.faults_snapshot(), crate::util::now_ms()) {
+        vm::ServiceState::Active => None,
+        s => Some(s),
+    }
+}
+
 /// Route a feed path; `None` when the path is not the feed's.
 pub fn handle(app: &App, path: &str) -> Result<Option<Response>> {
     let now = crate::util::iso_utc(crate::util::now_ms());
+    let (path, local) = match path
+        .strip_prefix("/_vm/8080")
+        .filter(|p| *p == "/health" || *p == "/status")
+        .or_else(|| {
+            path.strip_prefix("/_vm/8081")
+                .filter(|p| p.starts_with("/updates/"))
+        }) {
+        Some(p) => (p, true),
+        None => (path, false),
+    };
+    let feed_path = matches!(path, "/health" | "/status") || path.starts_with("/updates/");
+    if feed_path {
+        if let Some(state) = down(app) {
+            return Ok(Some(Response::new(
+                502,
+                "text/html",
+                format!(
+                    "<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>\n<!-- voice-assistant is {} -->\n",
+                    state.word()
+                )
+                .into_bytes(),
+            )));
+        }
+    }
     let r = match path {
         "/health" => {
-            let (v, b) = served_version(app);
+            let (v, b) = served_version(app, local);
             cached(
                 Response::json(
                     200,
@@ -78,7 +124,7 @@ pub fn handle(app: &App, path: &str) -> Result<Option<Response>> {
             )
         }
         "/status" => {
-            let (v, b) = served_version(app);
+            let (v, b) = served_version(app, local);
             cached(
                 Response::json(
                     200,

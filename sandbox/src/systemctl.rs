@@ -1,6 +1,7 @@
 //! The VM's `systemctl` shim (the az stand-in binary invoked as
 //! `systemctl`): `restart voice-assistant` restarts the stand-in service,
-//! every call is logged.
+//! `is-active` and `status` tell its state (starting for a while after a
+//! restart, failed when it could not start), every call is logged.
 
 use crate::outcome::{out, Outcome};
 use crate::reqlog::LoggedRequest;
@@ -44,18 +45,36 @@ pub fn systemctl_main(args: &[String], state: Option<&Path>) -> Outcome {
             )
         }
         "restart" | "start" | "reload-or-restart" | "try-restart" | "reload" => {
+            let exit = crate::vm::faults_of(state)
+                .service_fail
+                .and_then(|f| f.restart_exit_code);
             match crate::vm::restart_service(state) {
+                Ok(r) if r.failed && exit.is_some_and(|c| c != 0) => out(
+                    exit.unwrap_or(1),
+                    String::new(),
+                    "Job for voice-assistant.service failed because the control process exited with error code.\nSee \"systemctl status voice-assistant.service\" and \"journalctl -xeu voice-assistant.service\" for details.\n".into(),
+                ),
                 Ok(_) => out(0, String::new(), String::new()),
                 Err(e) => out(1, String::new(), format!("Job failed: {e:#}\n")),
             }
         }
-        "is-active" => out(0, "active\n".into(), String::new()),
+        "is-active" => match current_state(state) {
+            Some(crate::vm::ServiceState::Active) => out(0, "active\n".into(), String::new()),
+            Some(s) => out(3, format!("{}\n", s.word()), String::new()),
+            None => out(3, "inactive\n".into(), String::new()),
+        },
         "status" => {
             let r = crate::vm::read_running(state).ok();
+            let (code, active) = match current_state(state) {
+                Some(crate::vm::ServiceState::Active) => (0, "active (running)"),
+                Some(crate::vm::ServiceState::Activating) => (3, "activating (start)"),
+                Some(crate::vm::ServiceState::Failed) => (3, "failed (Result: exit-code)"),
+                None => (3, "inactive (dead)"),
+            };
             out(
-                0,
+                code,
                 format!(
-                    "● voice-assistant.service - Nexy voice assistant\n     Loaded: loaded (/etc/systemd/system/voice-assistant.service; enabled)\n     Active: active (running) version {}\n",
+                    "● voice-assistant.service - Nexy voice assistant\n     Loaded: loaded (/etc/systemd/system/voice-assistant.service; enabled)\n     Active: {active} version {}\n",
                     r.map(|r| r.version).unwrap_or_default()
                 ),
                 String::new(),
@@ -80,4 +99,14 @@ pub fn systemctl_main(args: &[String], state: Option<&Path>) -> Outcome {
         eprintln!("systemctl shim: log: {e:#}");
     }
     o
+}
+
+/// The service's state now; `None` before it ever ran.
+fn current_state(state: &Path) -> Option<crate::vm::ServiceState> {
+    let r = crate::vm::read_running(state).ok()?;
+    Some(crate::vm::service_state(
+        &r,
+        &crate::vm::faults_of(state),
+        crate::util::now_ms(),
+    ))
 }

@@ -5,6 +5,12 @@
 //! running service's version is what `config.env` said at the last
 //! `systemctl restart voice-assistant`, recorded in `DIR/feed/running.json`:
 //! editing `config.env` alone changes nothing the feed serves, as in production.
+//!
+//! A restart is not instant (the `restart_down_ms` fault: the service is
+//! `activating` and the feed answers 502 for that long), and a service can
+//! fail to start with a given config (the `service_fail` fault: it stays
+//! `failed` until a restart with another config), so that a sync's wait and
+//! its restore are exercised against something that can go wrong.
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -36,6 +42,46 @@ pub struct Running {
     pub restarted_ms: u64,
     pub previous_version: String,
     pub previous_build: String,
+    /// The last restart did not bring the service up (the `service_fail`
+    /// fault matched the config it read).
+    #[serde(default)]
+    pub failed: bool,
+}
+
+/// What `systemctl is-active voice-assistant` would say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServiceState {
+    Active,
+    /// Within `restart_down_ms` of a restart.
+    Activating,
+    Failed,
+}
+
+impl ServiceState {
+    /// The word `systemctl is-active` prints.
+    pub fn word(self) -> &'static str {
+        match self {
+            ServiceState::Active => "active",
+            ServiceState::Activating => "activating",
+            ServiceState::Failed => "failed",
+        }
+    }
+}
+
+/// The service's state `now_ms`, given the faults in force.
+pub fn service_state(r: &Running, faults: &crate::Faults, now_ms: u64) -> ServiceState {
+    if r.failed {
+        ServiceState::Failed
+    } else if now_ms.saturating_sub(r.restarted_ms) < faults.restart_down_ms {
+        ServiceState::Activating
+    } else {
+        ServiceState::Active
+    }
+}
+
+/// The faults as the separate `az`/`systemctl` processes see them.
+pub fn faults_of(state: &Path) -> crate::Faults {
+    crate::Faults::load(&state.join("faults.json")).unwrap_or_default()
 }
 
 /// `KEY=VALUE` lines (optional `export `, quotes stripped, `#` comments).
@@ -157,12 +203,18 @@ pub fn init_vm(state: &Path) -> Result<()> {
     Ok(())
 }
 
-/// `systemctl restart voice-assistant`: the service re-reads `config.env`.
+/// `systemctl restart voice-assistant`: the service re-reads `config.env`;
+/// with the `service_fail` fault matching that config, it fails to start.
 pub fn restart_service(state: &Path) -> Result<Running> {
     let cfg = app_dir(state).join("config.env");
     let text = std::fs::read_to_string(&cfg).unwrap_or_default();
     let pairs = parse_env_file(&text);
-    let old = read_running(state).ok();
+    let failed = faults_of(state)
+        .service_fail
+        .is_some_and(|f| !f.config_contains.is_empty() && text.contains(&f.config_contains));
+    // A failed service serves nothing, so the version it was before is the
+    // one a later restart moves from.
+    let old = read_running(state).ok().filter(|o| !o.failed);
     let version = env_value(&pairs, "SERVER_VERSION").unwrap_or_default();
     let build = env_value(&pairs, "SERVER_BUILD").unwrap_or_else(|| version.clone());
     let r = Running {
@@ -177,6 +229,7 @@ pub fn restart_service(state: &Path) -> Result<Running> {
         version,
         build,
         restarted_ms: crate::util::now_ms(),
+        failed,
     };
     let text = serde_json::to_string_pretty(&r).context("serialise running")?;
     crate::util::write_atomic(&running_path(state), text.as_bytes())?;
@@ -200,6 +253,60 @@ mod tests {
         );
         assert_eq!(env_value(&p, "A").as_deref(), Some("1"));
         assert_eq!(env_value(&p, "SERVER_VERSION").as_deref(), Some("2.0.0.34"));
+    }
+
+    #[test]
+    fn a_restart_takes_time_and_can_fail_with_a_given_config() {
+        let dir = std::env::temp_dir().join(format!(
+            "nexy-sandbox-vm-test-{}-{}",
+            std::process::id(),
+            crate::util::now_ms()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let result = std::panic::catch_unwind(|| restart_cases(&dir));
+        let _ = std::fs::remove_dir_all(&dir);
+        if let Err(panic) = result {
+            std::panic::resume_unwind(panic);
+        }
+    }
+
+    fn restart_cases(dir: &Path) {
+        init_vm(dir).unwrap();
+        let faults = crate::Faults {
+            restart_down_ms: 60_000,
+            service_fail: Some(crate::faults::ServiceFail {
+                config_contains: "SERVER_VERSION=2.0.0.33".into(),
+                restart_exit_code: None,
+            }),
+            ..crate::Faults::default()
+        };
+        faults.save(&dir.join("faults.json")).unwrap();
+        let r = restart_service(dir).unwrap();
+        assert_eq!(
+            service_state(&r, &faults, r.restarted_ms + 1),
+            ServiceState::Activating
+        );
+        assert_eq!(
+            service_state(&r, &faults, r.restarted_ms + 60_000),
+            ServiceState::Active
+        );
+        let cfg = app_dir(dir).join("config.env");
+        std::fs::write(&cfg, "GEMINI_API_KEY=k\nSERVER_VERSION=2.0.0.33\n").unwrap();
+        let r = restart_service(dir).unwrap();
+        assert!(r.failed);
+        assert_eq!(
+            service_state(&r, &faults, r.restarted_ms + 60_000),
+            ServiceState::Failed
+        );
+        // Back on the old config it starts, and remembers the version that
+        // last ran, not the failed one.
+        std::fs::write(&cfg, "GEMINI_API_KEY=k\nSERVER_VERSION=2.0.0.32\n").unwrap();
+        let r = restart_service(dir).unwrap();
+        assert!(!r.failed);
+        assert_eq!(
+            (r.version.as_str(), r.previous_version.as_str()),
+            ("2.0.0.32", "2.0.0.32")
+        );
     }
 
     #[test]

@@ -39,6 +39,9 @@ pub struct Config {
     pub check: CheckConfig,
     #[serde(default)]
     pub verify: VerifyConfig,
+    /// How a VM sync restarts the service and keeps manifest backups.
+    #[serde(default)]
+    pub vm: VmConfig,
     /// Ed25519 signing of the DMG (Sparkle's `sparkle:edSignature`).
     #[serde(default)]
     pub signing: Option<SigningConfig>,
@@ -85,6 +88,38 @@ impl Default for VerifyConfig {
         }
     }
 }
+
+/// The VM sync's restart and backups (`[vm]`). The URLs are the service's
+/// own ports as seen on the VM (not through nginx), which the sync script
+/// asks after a restart.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VmConfig {
+    /// How long a restart may take to answer with the new version.
+    pub restart_wait_secs: u64,
+    /// How many `manifest.json.backup.<time>` files to keep per manifest.
+    pub backups_keep: u32,
+    /// The service's `/health` on the VM.
+    pub health_url: String,
+    /// The feed's `/updates/health` on the VM.
+    pub feed_health_url: String,
+}
+
+impl Default for VmConfig {
+    fn default() -> Self {
+        VmConfig {
+            restart_wait_secs: 30,
+            backups_keep: 20,
+            health_url: "http://127.0.0.1:8080/health".into(),
+            feed_health_url: "http://127.0.0.1:8081/updates/health".into(),
+        }
+    }
+}
+
+/// The longest restart wait accepted: the sync script waits at most twice
+/// this (the restart, then the restore) inside one run-command, after up
+/// to 60 s for the manifest lock, and az's run-command is given 300 s.
+pub const MAX_RESTART_WAIT_SECS: u64 = 90;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -319,6 +354,25 @@ impl Config {
                 self.azure.remote_base
             ));
         }
+        if !(1..=MAX_RESTART_WAIT_SECS).contains(&self.vm.restart_wait_secs) {
+            problems.push(format!(
+                "vm.restart_wait_secs {} must be between 1 and {MAX_RESTART_WAIT_SECS}",
+                self.vm.restart_wait_secs
+            ));
+        }
+        if self.vm.backups_keep == 0 {
+            problems.push(
+                "vm.backups_keep 0 would delete every manifest backup; keep at least 1".to_string(),
+            );
+        }
+        for (key, url) in [
+            ("vm.health_url", &self.vm.health_url),
+            ("vm.feed_health_url", &self.vm.feed_health_url),
+        ] {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                problems.push(format!("{key} `{url}` must be an http(s) URL"));
+            }
+        }
         if !(self.server.base_url.starts_with("https://")
             || self.server.base_url.starts_with("http://"))
         {
@@ -500,6 +554,32 @@ mod tests {
             err.contains("nexy-regular") && err.contains("`NexyNew`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_vm_restart_settings_have_defaults_and_bounds() {
+        let config = parse(&repo_config_text()).unwrap();
+        assert_eq!(config.vm.restart_wait_secs, 30);
+        assert_eq!(config.vm.backups_keep, 20);
+        // Without a [vm] table, the same defaults.
+        let at = repo_config_text().find("[vm]").unwrap();
+        let rest = &repo_config_text()[at + 4..];
+        let end = rest.find("\n[").map_or(rest.len(), |i| i + 1);
+        let without = format!("{}{}", &repo_config_text()[..at], &rest[end..]);
+        assert!(!without.contains("restart_wait_secs"));
+        let defaults = parse(&without).unwrap().vm;
+        assert_eq!(
+            (defaults.restart_wait_secs, defaults.backups_keep),
+            (30, 20)
+        );
+        let text = repo_config_text()
+            .replace("restart_wait_secs = 30", "restart_wait_secs = 0")
+            .replace("backups_keep = 20", "backups_keep = 0")
+            .replace("\"http://127.0.0.1:8080/health\"", "\"localhost:8080\"");
+        let err = format!("{:#}", parse(&text).unwrap_err());
+        assert!(err.contains("vm.restart_wait_secs 0"), "{err}");
+        assert!(err.contains("vm.backups_keep 0"), "{err}");
+        assert!(err.contains("vm.health_url `localhost:8080`"), "{err}");
     }
 
     #[test]

@@ -17,7 +17,9 @@ use serde::{Deserialize, Serialize};
 pub struct Entry {
     /// When the line was written, RFC 3339 in UTC.
     pub time: String,
-    /// `start` or `done`; `run` for the line that names the gh of a run.
+    /// `start` or `done`; `run` for the line that names the gh of a run;
+    /// `note` for what a step found out (whether the VM sync restarted the
+    /// service, and how that went).
     pub phase: String,
     /// What the step does, as `upload Nexy.next-<sha12>.dmg`.
     pub step: String,

@@ -198,12 +198,11 @@ pub(crate) fn seed_vm(sh: &Shell, ws: &Workspace) -> Result<()> {
     let version = changes::read_text(&ws.root, &cfg.version_file)?
         .trim()
         .to_string();
-    let target = vm::Target {
-        base: cfg.azure.remote_base.clone(),
-        manifest_file: manifest::file_name(&stable.manifest),
-    };
+    let target = vm::Target::new(cfg, manifest::file_name(&stable.manifest));
     let az = Az::new(sh, &cfg.azure.resource_group, &cfg.azure.vm_name);
-    vm::sync(&az, &target, &version, &manifest, true).context("seeding the stand-in VM failed")
+    vm::sync_checked(&az, &target, &version, &manifest, true)
+        .map(drop)
+        .context("seeding the stand-in VM failed")
 }
 
 fn which(program: &str) -> Option<PathBuf> {

@@ -6,7 +6,8 @@
 //! module only starts it and writes the release target that points at it.
 //! That target differs from production only in how each service is
 //! reached (`server.base_url`, `grpc.connect`, `github.host`,
-//! `github.download_base`): tags, URLs and the VM are the production ones,
+//! `github.download_base`, and the service's ports on the VM,
+//! `vm.health_url` and `vm.feed_health_url`): tags, URLs and the VM are the production ones,
 //! so a rehearsal writes the very manifest production would get.
 
 use std::{
@@ -268,6 +269,20 @@ pub fn render_config(text: &str, port: u64, tls_port: u64, ca: &Path) -> Result<
         "ca_file",
         ca.display().to_string().into(),
     )?;
+    // The stand-in's view of the service's own ports on the VM (see its
+    // feed module): the same answers as the public paths, without a cache.
+    set(
+        &mut table,
+        "vm",
+        "health_url",
+        format!("{base}/_vm/8080/health").into(),
+    )?;
+    set(
+        &mut table,
+        "vm",
+        "feed_health_url",
+        format!("{base}/_vm/8081/updates/health").into(),
+    )?;
     set(&mut table, "github", "host", "github.localhost".into())?;
     set(&mut table, "github", "download_base", base.into())?;
     set(
@@ -310,6 +325,11 @@ mod tests {
             Some("http://127.0.0.1:4000")
         );
         assert_eq!(b["grpc"]["connect"].as_str(), Some("127.0.0.1:4001"));
+        assert_eq!(
+            b["vm"]["health_url"].as_str(),
+            Some("http://127.0.0.1:4000/_vm/8080/health")
+        );
+        assert_eq!(a["vm"]["restart_wait_secs"], b["vm"]["restart_wait_secs"]);
         assert_eq!(b["github"]["host"].as_str(), Some("github.localhost"));
     }
 }

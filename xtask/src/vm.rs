@@ -3,94 +3,168 @@
 //! promote, rehearse and the bench.
 //!
 //! az reports a script's verdict nowhere (see `az.rs`), so each script ends
-//! by printing `NEXY_MARK:` lines; the functions here read them.
+//! by printing `NEXY_MARK:` lines; the functions here read them. The shell
+//! text itself is `vm/script.rs`.
+//!
+//! A restart of `voice-assistant` drops every live voice session, so the
+//! sync restarts it only when the stable channel moves the server's own
+//! version (the planner decides, `publish/plan.rs`), behind a gate that
+//! checks config.env can start it, with a bounded wait for the service to
+//! answer with the new version, and a restore of the previous config.env
+//! and VERSION when it does not.
+
+mod script;
 
 use anyhow::{bail, Context, Result};
 use base64::Engine as _;
 
 use crate::{
     az::{Az, ScriptOutput},
-    hash, proc,
+    config::Config,
+    hash,
     util::{last_lines, BASE64},
 };
 
-/// The VM's manifest and server version, read through az.
+/// The VM's state as the read script reports it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct VmState {
     pub manifest: Option<String>,
+    /// `SERVER_VERSION` in config.env.
     pub server_version: Option<String>,
+    /// The version the service's own `/health` answers with on the VM
+    /// (`None` when it does not answer).
+    pub running_version: Option<String>,
+    /// Whether config.env could start the service.
+    pub gate: Gate,
 }
 
-/// Where the VM keeps things: the service's base directory and the
-/// manifest's file name there.
+/// The restart gate's verdict on the VM's config.env.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Gate {
+    /// The script printed no verdict.
+    #[default]
+    Unknown,
+    Ok,
+    Refused(Vec<Problem>),
+}
+
+/// Why config.env could not start the service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    NoConfig,
+    KeyMissing,
+    KeyPlaceholder,
+    /// This many `SERVER_VERSION`/`SERVER_BUILD` lines are not `KEY=X.Y.Z.W`.
+    VersionLines(String),
+    /// The new config.env did not come out naming the new version.
+    EditFailed,
+    Other(String),
+}
+
+impl Problem {
+    fn parse(token: &str) -> Problem {
+        match token.split_once(':') {
+            _ if token == "no-config" => Problem::NoConfig,
+            _ if token == "key-missing" => Problem::KeyMissing,
+            _ if token == "key-placeholder" => Problem::KeyPlaceholder,
+            _ if token == "edit-failed" => Problem::EditFailed,
+            Some(("version-lines", n)) => Problem::VersionLines(n.to_string()),
+            _ => Problem::Other(token.to_string()),
+        }
+    }
+
+    /// The problem in words; a key's value is never part of them.
+    pub fn describe(&self) -> String {
+        match self {
+            Problem::NoConfig => "config.env does not exist".into(),
+            Problem::KeyMissing => "GEMINI_API_KEY is missing or empty in config.env".into(),
+            Problem::KeyPlaceholder => {
+                "GEMINI_API_KEY in config.env is the placeholder YOUR_GEMINI_API_KEY_HERE".into()
+            }
+            Problem::VersionLines(n) => format!(
+                "{n} SERVER_VERSION/SERVER_BUILD line(s) in config.env are not of the form SERVER_VERSION=X.Y.Z.W (an `export`, spaces or a CR)"
+            ),
+            Problem::EditFailed => {
+                "the new config.env did not come out with SERVER_VERSION set to the new version"
+                    .into()
+            }
+            Problem::Other(token) => format!("the gate reported `{token}`"),
+        }
+    }
+}
+
+impl Gate {
+    /// The gate's marker value: `ok` or `refused:TOKEN TOKEN`.
+    fn parse(value: Option<&str>) -> Gate {
+        match value {
+            Some("ok") => Gate::Ok,
+            Some(v) => match v.strip_prefix("refused:") {
+                Some(tokens) => {
+                    Gate::Refused(tokens.split_whitespace().map(Problem::parse).collect())
+                }
+                None => Gate::Unknown,
+            },
+            None => Gate::Unknown,
+        }
+    }
+
+    /// What stops a restart, in words; `None` when nothing does.
+    pub fn refusal(&self) -> Option<String> {
+        match self {
+            Gate::Ok => None,
+            Gate::Unknown => Some("the VM's read printed no restart-gate verdict".into()),
+            Gate::Refused(problems) => Some(
+                problems
+                    .iter()
+                    .map(Problem::describe)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+        }
+    }
+}
+
+/// Where the VM keeps things and how its service is checked.
 #[derive(Debug, Clone)]
 pub struct Target {
+    /// The service's base directory.
     pub base: String,
+    /// The manifest's file name under `server/updates/manifests/`.
     pub manifest_file: String,
+    /// The service's `/health` and the feed's `/updates/health`, on the VM.
+    pub health_url: String,
+    pub feed_health_url: String,
+    pub restart_wait_secs: u64,
+    pub backups_keep: u32,
 }
 
 impl Target {
-    /// The read-only script that reports the VM's manifest and version.
-    pub fn read_script(&self) -> String {
-        let (base, manifest_file) = (&self.base, &self.manifest_file);
-        let m = proc::sh_quote(&format!("{base}/server/updates/manifests/{manifest_file}"));
-        let env = proc::sh_quote(&format!("{base}/config.env"));
-        format!(
-            "m={m}\n\
-             if [ -f \"$m\" ]; then echo \"NEXY_MARK:manifest_b64:$(base64 -w0 \"$m\")\"; else echo NEXY_MARK:manifest_b64:; fi\n\
-             v=$(grep -E '^SERVER_VERSION=' {env} 2>/dev/null | tail -n 1 | cut -d= -f2-)\n\
-             echo \"NEXY_MARK:server_version:$v\"\n\
-             echo NEXY_MARK:read:ok\n"
-        )
+    /// The target of the manifest `manifest_file` under `config`.
+    pub fn new(config: &Config, manifest_file: String) -> Target {
+        Target {
+            base: config.azure.remote_base.clone(),
+            manifest_file,
+            health_url: config.vm.health_url.clone(),
+            feed_health_url: config.vm.feed_health_url.clone(),
+            restart_wait_secs: config.vm.restart_wait_secs,
+            backups_keep: config.vm.backups_keep,
+        }
     }
 
-    /// The script that installs a manifest on the VM. The manifest travels
-    /// base64-encoded inside single quotes, so no byte of it is interpreted
-    /// by a shell; the version has been validated as four numbers.
-    pub fn sync_script(&self, version: &str, manifest: &str, server_version: bool) -> String {
-        let manifest_file = &self.manifest_file;
-        let b64 = BASE64.encode(manifest.as_bytes());
-        let sum = hash::bytes_sha256(manifest.as_bytes());
-        let stem = manifest_file.strip_suffix(".json").unwrap_or(manifest_file);
-        let base_q = proc::sh_quote(&self.base);
-        // Only the stable channel moves the server's own version; a beta
-        // manifest is served beside it.
-        let server_part = if server_version {
-            format!(
-                "cfg=\"$base/config.env\"\n\
-                 touch \"$cfg\"\n\
-                 for kv in SERVER_VERSION={version} SERVER_BUILD={version}; do\n\
-                   k=${{kv%%=*}}\n\
-                   if grep -q \"^$k=\" \"$cfg\"; then sed -i \"s/^$k=.*/$kv/\" \"$cfg\"; else echo \"$kv\" >> \"$cfg\"; fi\n\
-                 done\n\
-                 echo {version} > \"$base/VERSION\"\n"
-            )
-        } else {
-            String::new()
-        };
-        format!(
-            "set -eu\n\
-             base={base_q}\n\
-             dir=\"$base/server/updates/manifests\"\n\
-             mkdir -p \"$dir\"\n\
-             tmp=$(mktemp \"$dir/.{manifest_file}.XXXXXX\")\n\
-             printf '%s' '{b64}' | base64 -d > \"$tmp\"\n\
-             sum=$(sha256sum \"$tmp\" | cut -d' ' -f1)\n\
-             if [ \"$sum\" != '{sum}' ]; then rm -f \"$tmp\"; echo NEXY_MARK:sync:corrupt; exit 1; fi\n\
-             exec 9>/tmp/nexy_manifest.lock\n\
-             if ! flock -w 60 9; then rm -f \"$tmp\"; echo NEXY_MARK:sync:locked; exit 1; fi\n\
-             if [ -f \"$dir/{manifest_file}\" ]; then cp -p \"$dir/{manifest_file}\" \"$dir/{manifest_file}.backup.$(date -u +%Y%m%dT%H%M%S%NZ)\"; fi\n\
-             cp \"$tmp\" \"$dir/{stem}_{version}.json\"\n\
-             chmod 644 \"$tmp\"\n\
-             mv -f \"$tmp\" \"$dir/{manifest_file}\"\n\
-             {server_part}\
-             systemctl restart voice-assistant\n\
-             echo \"NEXY_MARK:sync:ok:$(sha256sum \"$dir/{manifest_file}\" | cut -d' ' -f1)\"\n"
-        )
+    /// The read-only script that reports the VM's state.
+    pub fn read_script(&self) -> String {
+        script::read(self)
+    }
+
+    /// The script that installs a manifest on the VM and, with `restart`,
+    /// moves the server to `version` and restarts it (see `vm/script.rs`).
+    /// The version has been validated as four numbers.
+    pub fn sync_script(&self, version: &str, manifest: &str, restart: bool) -> String {
+        script::sync(self, version, manifest, restart)
     }
 }
 
-/// The VM's manifest and version from the read script's markers.
+/// The VM's state from the read script's markers.
 pub fn parse_state(out: &ScriptOutput) -> Result<VmState> {
     if out.marker("read") != Some("ok") {
         bail!(
@@ -109,18 +183,145 @@ pub fn parse_state(out: &ScriptOutput) -> Result<VmState> {
         ),
         _ => None,
     };
+    let value = |name: &str| {
+        out.marker(name)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    };
     Ok(VmState {
         manifest,
-        server_version: out
-            .marker("server_version")
-            .filter(|v| !v.is_empty())
-            .map(str::to_string),
+        server_version: value("server_version"),
+        running_version: value("running_version"),
+        gate: Gate::parse(out.marker("gate")),
     })
 }
 
+/// What a sync did about the service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Restart {
+    /// Not asked to: the manifest only.
+    NotAsked,
+    /// Asked to, but the service already ran the version (a repeated run).
+    AlreadyRunning,
+    /// Restarted, and answered with the version after `secs`.
+    Done { version: String, secs: u64 },
+    /// Restarted, and did not answer with the version in time.
+    Failed {
+        version: String,
+        seen: String,
+        restore: Restore,
+    },
+}
+
+/// What the VM did after a failed restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Restore {
+    /// Put the previous config.env and VERSION back; the service answers
+    /// with `version` again.
+    Done { version: String },
+    /// Put them back, restarted, and the service did not answer either.
+    Failed { version: String, seen: String },
+    /// No copy of the previous config was kept for this version.
+    NothingKept,
+}
+
+/// A confirmed sync: the manifest is installed; what happened to the
+/// service and to the backups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Synced {
+    pub restart: Restart,
+    /// Backups removed and kept.
+    pub backups: (u64, u64),
+}
+
+impl Synced {
+    /// The lines the tool prints about the sync.
+    pub fn report(&self) -> Vec<String> {
+        let restart = match &self.restart {
+            Restart::NotAsked => "voice-assistant not restarted (manifest only)".to_string(),
+            Restart::AlreadyRunning => {
+                "voice-assistant not restarted: it already runs this version".to_string()
+            }
+            Restart::Done { version, secs } => format!(
+                "voice-assistant restarted once: active, /health and /updates/health answer {version} after {secs}s"
+            ),
+            Restart::Failed { version, .. } => {
+                format!("voice-assistant restarted and did not come back on {version}")
+            }
+        };
+        let (removed, kept) = self.backups;
+        vec![
+            restart,
+            format!("manifest backups: {removed} old one(s) removed, {kept} kept"),
+        ]
+    }
+
+    /// The journal's line for what happened to the service.
+    pub fn journal_step(&self) -> String {
+        match &self.restart {
+            Restart::NotAsked => "no restart (manifest only)".into(),
+            Restart::AlreadyRunning => "no restart (already running)".into(),
+            Restart::Done { version, .. } => format!("restarted voice-assistant into {version}"),
+            Restart::Failed {
+                version, restore, ..
+            } => match restore {
+                Restore::Done { version: prev } => {
+                    format!("restart into {version} failed; restored {prev}")
+                }
+                Restore::Failed { version: prev, .. } => {
+                    format!("restart into {version} failed; restore of {prev} failed")
+                }
+                Restore::NothingKept => {
+                    format!("restart into {version} failed; nothing to restore")
+                }
+            },
+        }
+    }
+
+    /// The release's error when the service did not come back, naming
+    /// what happened and both ways on.
+    pub fn failure(&self, wait_secs: u64) -> Option<String> {
+        let Restart::Failed {
+            version,
+            seen,
+            restore,
+        } = &self.restart
+        else {
+            return None;
+        };
+        let first = format!(
+            "voice-assistant did not come back on {version} within {wait_secs}s after the restart ({seen})"
+        );
+        let logs = "`journalctl -u voice-assistant -n 50` on the VM";
+        Some(match restore {
+            Restore::Done { version: prev } => format!(
+                "{first}; the VM put back the previous config.env and VERSION ({prev}) and restarted it, and it answers on {prev} again. \
+                 The manifest stays as published, so the assets and the manifest agree and clients get the new build; only the server's own version is still {prev}. \
+                 Either go back entirely with `cargo xtask rollback --to {prev}`, or fix the service ({logs}) and rerun `cargo xtask publish` to finish"
+            ),
+            Restore::Failed { version: prev, seen } => format!(
+                "{first}; the VM put back the previous config.env and VERSION ({prev}) and restarted it, but it did not come back on {prev} either ({seen}): voice-assistant is DOWN. \
+                 The manifest stays as published. Look at the service now ({logs}); then either `cargo xtask rollback --to {prev}`, or fix it and rerun `cargo xtask publish`"
+            ),
+            Restore::NothingKept => format!(
+                "{first}; no copy of the previous config.env was kept for {version}, so nothing was restored and voice-assistant may be down. \
+                 The manifest stays as published. Look at the service now ({logs}); then either `cargo xtask rollback`, or fix it and rerun `cargo xtask publish`"
+            ),
+        })
+    }
+}
+
 /// Checks the sync script's verdict: the VM confirms the sha256 of the
-/// manifest it now serves.
-pub fn check_synced(out: &ScriptOutput, manifest: &str) -> Result<()> {
+/// manifest it now serves, and says what it did about the service.
+pub fn check_synced(out: &ScriptOutput, manifest: &str, restart: bool) -> Result<Synced> {
+    if let (true, Gate::Refused(_)) = (restart, Gate::parse(out.marker("gate"))) {
+        let why = Gate::parse(out.marker("gate"))
+            .refusal()
+            .unwrap_or_default();
+        bail!(
+            "the VM refused to restart voice-assistant and changed nothing: {why}; the assets are live but the VM still serves the old manifest: fix config.env on the VM (the key's value is never shown), then rerun `cargo xtask publish`"
+        );
+    }
     let want = format!("ok:{}", hash::bytes_sha256(manifest.as_bytes()));
     if out.marker("sync") != Some(want.as_str()) {
         bail!(
@@ -129,163 +330,84 @@ pub fn check_synced(out: &ScriptOutput, manifest: &str) -> Result<()> {
             last_lines(&out.stderr, 2)
         );
     }
-    Ok(())
+    let backups = out
+        .marker("backups")
+        .and_then(|v| v.split_once(':'))
+        .and_then(|(r, k)| Some((r.trim().parse().ok()?, k.trim().parse().ok()?)))
+        .context("the VM sync printed no backup count; run `cargo xtask publish` again")?;
+    let restart = parse_restart(out)?;
+    Ok(Synced { restart, backups })
 }
 
-/// Installs `manifest` on the VM (and, with `server_version`, moves the
-/// server's version), restarts the service and checks the verdict.
+/// A marker value `KIND:A:B` in its three parts (the last may hold colons).
+fn three_parts(value: &str) -> (&str, String, String) {
+    let mut parts = value.splitn(3, ':');
+    (
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or("").to_string(),
+        parts.next().unwrap_or("").to_string(),
+    )
+}
+
+fn parse_restart(out: &ScriptOutput) -> Result<Restart> {
+    let value = out.marker("restart").unwrap_or("");
+    let (kind, a, b) = three_parts(value);
+    Ok(match kind {
+        "none" if a == "not-asked" => Restart::NotAsked,
+        "none" if a == "already-running" => Restart::AlreadyRunning,
+        "ok" => Restart::Done {
+            version: a,
+            secs: b.parse().unwrap_or(0),
+        },
+        "failed" => {
+            let (kind, version, seen) = three_parts(out.marker("restore").unwrap_or(""));
+            Restart::Failed {
+                version: a,
+                seen: b,
+                restore: match kind {
+                    "ok" => Restore::Done { version },
+                    "failed" => Restore::Failed { version, seen },
+                    _ => Restore::NothingKept,
+                },
+            }
+        }
+        _ => bail!(
+            "the VM sync printed no restart verdict (marker {value:?}, stderr: {}); check voice-assistant on the VM (`systemctl status voice-assistant`), then run `cargo xtask publish` again",
+            last_lines(&out.stderr, 2)
+        ),
+    })
+}
+
+/// Installs `manifest` on the VM and, with `restart`, moves the server to
+/// `version` and restarts it; checks the verdict. A restart that failed is
+/// not an error here (the caller records it first): see [`Synced::failure`].
 pub fn sync(
     az: &Az<'_>,
     target: &Target,
     version: &str,
     manifest: &str,
-    server_version: bool,
-) -> Result<()> {
-    let out = az.run_script(&target.sync_script(version, manifest, server_version))?;
-    check_synced(&out, manifest)
+    restart: bool,
+) -> Result<Synced> {
+    let out = az.run_script(&target.sync_script(version, manifest, restart))?;
+    check_synced(&out, manifest, restart)
 }
 
+/// [`sync`] for callers with no journal: a failed restart is an error.
+pub fn sync_checked(
+    az: &Az<'_>,
+    target: &Target,
+    version: &str,
+    manifest: &str,
+    restart: bool,
+) -> Result<Synced> {
+    let synced = sync(az, target, version, manifest, restart)?;
+    match synced.failure(target.restart_wait_secs) {
+        Some(why) => bail!("{why}"),
+        None => Ok(synced),
+    }
+}
+
+// Named `_test` so that `init` reads it as test code, which it is.
 #[cfg(test)]
-mod tests {
-    use std::fs;
-
-    use super::*;
-
-    fn stdout(lines: &str) -> ScriptOutput {
-        ScriptOutput {
-            stdout: lines.to_string(),
-            stderr: String::new(),
-        }
-    }
-
-    #[test]
-    fn reads_the_state_from_the_markers() {
-        let manifest = "{\"version\": \"2.0.0.5\"}\n";
-        let out = stdout(&format!(
-            "NEXY_MARK:manifest_b64:{}\nNEXY_MARK:server_version:2.0.0.5\nNEXY_MARK:read:ok\n",
-            BASE64.encode(manifest)
-        ));
-        assert_eq!(
-            parse_state(&out).unwrap(),
-            VmState {
-                manifest: Some(manifest.into()),
-                server_version: Some("2.0.0.5".into())
-            }
-        );
-        let empty =
-            stdout("NEXY_MARK:manifest_b64:\nNEXY_MARK:server_version:\nNEXY_MARK:read:ok\n");
-        assert_eq!(parse_state(&empty).unwrap(), VmState::default());
-        assert!(parse_state(&stdout("NEXY_MARK:manifest_b64:\n")).is_err());
-    }
-
-    #[test]
-    fn a_sync_confirms_only_the_manifest_sent() {
-        let m = "{}\n";
-        let ok = stdout(&format!(
-            "NEXY_MARK:sync:ok:{}\n",
-            hash::bytes_sha256(m.as_bytes())
-        ));
-        assert!(check_synced(&ok, m).is_ok());
-        assert!(check_synced(&ok, "{ }\n").is_err());
-        assert!(check_synced(&stdout("NEXY_MARK:sync:locked\n"), m).is_err());
-    }
-
-    #[test]
-    fn sync_script_installs_the_manifest_byte_for_byte() {
-        let dir = tempfile::tempdir().unwrap();
-        let base = dir.path().to_str().unwrap();
-        let bin = dir.path().join("bin");
-        fs::create_dir(&bin).unwrap();
-        // A systemctl that only records the restart.
-        fs::write(
-            bin.join("systemctl"),
-            "#!/bin/sh\necho \"$@\" > \"$(dirname \"$0\")/restarted\"\n",
-        )
-        .unwrap();
-        std::process::Command::new("chmod")
-            .arg("755")
-            .arg(bin.join("systemctl"))
-            .status()
-            .unwrap();
-        fs::write(
-            dir.path().join("config.env"),
-            "GEMINI_API_KEY=k\nSERVER_VERSION=2.0.0.4\n",
-        )
-        .unwrap();
-        let manifest = "{\n  \"version\": \"2.0.0.5\",\n  \"x\": \"'$(rm -rf /)`\\\"\"\n}\n";
-        let target = Target {
-            base: base.to_string(),
-            manifest_file: "manifest.json".into(),
-        };
-        let script = target.sync_script("2.0.0.5", manifest, true);
-        let run = || {
-            std::process::Command::new("bash")
-                .arg("-c")
-                .arg(&script)
-                .env(
-                    "PATH",
-                    format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
-                )
-                .output()
-                .unwrap()
-        };
-        let out = run();
-        let stdout = String::from_utf8(out.stdout).unwrap();
-        assert!(
-            stdout.contains(&format!(
-                "NEXY_MARK:sync:ok:{}",
-                hash::bytes_sha256(manifest.as_bytes())
-            )),
-            "{stdout} {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let mdir = dir.path().join("server/updates/manifests");
-        assert_eq!(
-            fs::read_to_string(mdir.join("manifest.json")).unwrap(),
-            manifest
-        );
-        assert_eq!(
-            fs::read_to_string(mdir.join("manifest_2.0.0.5.json")).unwrap(),
-            manifest
-        );
-        let env = fs::read_to_string(dir.path().join("config.env")).unwrap();
-        assert_eq!(
-            env,
-            "GEMINI_API_KEY=k\nSERVER_VERSION=2.0.0.5\nSERVER_BUILD=2.0.0.5\n"
-        );
-        assert_eq!(
-            fs::read_to_string(dir.path().join("VERSION")).unwrap(),
-            "2.0.0.5\n"
-        );
-        assert_eq!(
-            fs::read_to_string(bin.join("restarted")).unwrap(),
-            "restart voice-assistant\n"
-        );
-        // The second run backs up the first manifest.
-        assert!(run().status.success());
-        let backups = fs::read_dir(&mdir)
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .file_name()
-                    .to_string_lossy()
-                    .contains(".backup.")
-            })
-            .count();
-        assert_eq!(backups, 1);
-        // The read script reports what the sync installed.
-        let read = std::process::Command::new("bash")
-            .arg("-c")
-            .arg(target.read_script())
-            .output()
-            .unwrap();
-        let state = parse_state(&ScriptOutput {
-            stdout: String::from_utf8(read.stdout).unwrap(),
-            stderr: String::new(),
-        })
-        .unwrap();
-        assert_eq!(state.manifest.as_deref(), Some(manifest));
-        assert_eq!(state.server_version.as_deref(), Some("2.0.0.5"));
-    }
-}
+#[path = "vm/script_test.rs"]
+mod tests;

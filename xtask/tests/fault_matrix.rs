@@ -43,7 +43,10 @@ fn spawn(st: &Stage, args: &[&str]) -> Child {
 }
 
 /// Slows every request a little, so that a kill lands while the next one
-/// is in flight as well as between requests.
+/// is in flight as well as between requests, and makes a restart take
+/// 300 ms, so that the VM sync's wait for the service (one `is-active`
+/// and two health requests that find it starting, then the same that find
+/// it up) is among the kill points.
 fn slow(st: &Stage) {
     st.sb
         .set_faults(Faults {
@@ -52,6 +55,7 @@ fn slow(st: &Stage) {
                 path_contains: "/".into(),
                 ms: 25,
             }],
+            restart_down_ms: 300,
             ..Faults::default()
         })
         .unwrap();

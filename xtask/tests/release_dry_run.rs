@@ -109,11 +109,13 @@ fn assert_unchanged(st: &Stage, before: &World, what: &str) {
 /// `out` with the run's temporary paths named, so that it compares as a
 /// whole from run to run.
 /// Asset ids are named too: the stand-in numbers uploads in the order
-/// they finish, and two run side by side.
+/// they finish, and two run side by side. So is the stand-in's port (the
+/// VM sync asks the service's ports through it).
 fn normalized(st: &Stage, out: &str) -> String {
     let text = out
         .replace(st.fx.root().to_str().unwrap(), "<root>")
-        .replace(st.state_dir().to_str().unwrap(), "<stand-in>");
+        .replace(st.state_dir().to_str().unwrap(), "<stand-in>")
+        .replace(&format!("127.0.0.1:{}/", st.sb.port()), "127.0.0.1:<port>/");
     let marker = "releases/assets/";
     let mut rest = text.as_str();
     let mut done = String::new();

@@ -236,9 +236,10 @@ pub fn after_restart(sh: &Shell, ws: &Workspace, version: &str) -> CheckResult {
 }
 
 /// Whether the journal says the service was restarted into `version`:
-/// publish's VM sync (`sync vm V`) ends in `systemctl restart
-/// voice-assistant`, and the newest such record names the version the
-/// service now runs. Verify calls the service only then.
+/// publish names a VM sync that restarts voice-assistant `sync vm V` (a
+/// manifest-only sync, such as beta's, is `sync manifest V` and restarts
+/// nothing), and the newest such record names the version the service now
+/// runs. Verify calls the service only then.
 pub fn restarted_into(journal: &Path, version: &str) -> bool {
     let text = fs::read_to_string(journal).unwrap_or_default();
     text.lines()
@@ -297,5 +298,8 @@ mod tests {
         assert!(!restarted_into(&j, "2.0.0.6"));
         fs::write(&j, "{\"phase\":\"done\",\"step\":\"sync vm 2.0.0.5\"}\n{\"phase\":\"start\",\"step\":\"sync vm 2.0.0.4\"}\n").unwrap();
         assert!(!restarted_into(&j, "2.0.0.5"));
+        // A beta publish after a stable release restarts nothing.
+        fs::write(&j, "{\"phase\":\"done\",\"step\":\"sync vm 2.0.0.5\"}\n{\"phase\":\"done\",\"step\":\"sync manifest 2.0.0.6\"}\n").unwrap();
+        assert!(restarted_into(&j, "2.0.0.5"));
     }
 }

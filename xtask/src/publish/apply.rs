@@ -138,7 +138,7 @@ impl Job<'_> {
             let step = std::slice::from_ref(&steps[i]);
             i += 1;
             record("start", step)?;
-            self.apply(&step[0])?;
+            self.apply(&step[0], journal)?;
             if let (Step::SyncVm { .. }, Some(at)) = (&step[0], swapped_at) {
                 crate::say!(
                     "  DMG swap to VM manifest sync: {:.2}s (clients could see the new DMG with the old checksum and would refuse it)",
@@ -262,7 +262,7 @@ impl Job<'_> {
         }
     }
 
-    fn apply(&self, step: &Step) -> Result<()> {
+    fn apply(&self, step: &Step, journal: &Journal) -> Result<()> {
         let gh = self.gh();
         match step {
             Step::Skip { what, why } => crate::say!("  skip {what}: {why}"),
@@ -289,15 +289,24 @@ impl Job<'_> {
                 crate::say!("  write {}", change.rel);
                 changes::apply(std::slice::from_ref(change))?;
             }
-            Step::SyncVm { version, manifest } => {
-                crate::say!("  sync the VM's manifest and SERVER_VERSION to {version}, restart voice-assistant");
-                vm::sync(
-                    &self.az(),
-                    &self.vm_target(),
-                    version,
-                    manifest,
-                    self.moves_server_version(),
-                )?;
+            Step::SyncVm {
+                version,
+                manifest,
+                restart,
+                why,
+            } => {
+                crate::say!("  sync the VM's manifest to {version}; {why}");
+                let target = self.vm_target();
+                let synced = vm::sync(&self.az(), &target, version, manifest, *restart)?;
+                for line in synced.report() {
+                    crate::say!("    {line}");
+                }
+                // What happened to the service is recorded whatever it
+                // was, before a failed restart fails the release.
+                journal.record("note", &synced.journal_step())?;
+                if let Some(why) = synced.failure(target.restart_wait_secs) {
+                    bail!("{why}");
+                }
             }
         }
         Ok(())

@@ -109,10 +109,7 @@ impl<'a> Job<'a> {
 
     /// Where this channel's manifest lives on the VM.
     pub fn vm_target(&self) -> vm::Target {
-        vm::Target {
-            base: self.ws.config.azure.remote_base.clone(),
-            manifest_file: self.manifest_file(),
-        }
+        vm::Target::new(&self.ws.config, self.manifest_file())
     }
 
     /// The manifest's file name on the VM and in an archive.

@@ -9,7 +9,7 @@
 
 use std::{collections::BTreeMap, path::PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 
 use crate::{
     artifact::{self, Kind},
@@ -116,9 +116,14 @@ pub enum Step {
     WriteManifest {
         change: FileChange,
     },
+    /// Install the manifest on the VM; with `restart`, also move the
+    /// server to `version` and restart it (gated, waited for, undone when
+    /// it fails). `why` says why it restarts or not.
     SyncVm {
         version: String,
         manifest: String,
+        restart: bool,
+        why: String,
     },
     /// Nothing to do for this item; says why.
     Skip {
@@ -211,21 +216,70 @@ pub fn plan(local: &Local, live: &Live) -> Result<Plan> {
     let version = manifest::View::parse(&change.rel, &change.new)?
         .version
         .context("the new manifest has no version")?;
-    let in_sync = live.vm.manifest.as_deref() == Some(change.new.as_str())
-        && (!local.moves_server_version
-            || live.vm.server_version.as_deref() == Some(version.as_str()));
-    if in_sync {
+    let (restart, why) = restart_decision(local.moves_server_version, &live.vm, &version);
+    if restart {
+        // The gate, before anything moves: a service that could not start
+        // on the new config must not be restarted, and a release that
+        // would need it stops here with GitHub, the manifest and the VM
+        // as they were.
+        if let Some(refusal) = live.vm.gate.refusal() {
+            bail!(
+                "the VM cannot restart voice-assistant into {version}: {refusal}; nothing was uploaded, renamed or written, and the VM is untouched. Fix config.env on the VM (a real GEMINI_API_KEY, plain SERVER_VERSION=X.Y.Z.W and SERVER_BUILD= lines; the key's value is never shown), then rerun `cargo xtask publish`"
+            );
+        }
+    }
+    if !restart && live.vm.manifest.as_deref() == Some(change.new.as_str()) {
         steps.push(Step::Skip {
             what: "VM manifest".into(),
-            why: format!("already serves {version}"),
+            why: format!("already serves {version}; {why}"),
         });
     } else {
         steps.push(Step::SyncVm {
             version,
             manifest: change.new.clone(),
+            restart,
+            why,
         });
     }
     Ok(steps)
+}
+
+/// Whether the VM sync restarts `voice-assistant`, and why. A restart
+/// drops every live voice session, and the feed reads the manifest from
+/// disk on each request, so only a move of the server's own version needs
+/// one: the stable channel, when config.env does not name the version yet
+/// or the service does not answer with it (a restart cut short).
+pub fn restart_decision(moves_server_version: bool, vm: &VmState, version: &str) -> (bool, String) {
+    if !moves_server_version {
+        return (
+            false,
+            "no restart: this channel's manifest is served from disk beside the server, whose own version stays as it is".into(),
+        );
+    }
+    let configured = vm.server_version.as_deref();
+    let running = vm.running_version.as_deref();
+    match (configured, running) {
+        (Some(c), Some(r)) if c == version && r == version => (
+            false,
+            format!("no restart: voice-assistant already runs {version}; only the manifest changes"),
+        ),
+        (Some(c), _) if c != version => (
+            true,
+            format!("restart: SERVER_VERSION moves from {c} to {version}"),
+        ),
+        (None, _) => (
+            true,
+            format!("restart: config.env names no SERVER_VERSION; it moves to {version}"),
+        ),
+        (_, Some(r)) => (
+            true,
+            format!("restart: config.env names {version} but voice-assistant answers {r} (a restart was cut short)"),
+        ),
+        (_, None) => (
+            true,
+            format!("restart: config.env names {version} but voice-assistant does not answer /health on the VM"),
+        ),
+    }
 }
 
 /// The archive of what is live, before anything replaces it: a step, a
@@ -302,7 +356,17 @@ impl Step {
             Step::Upload { local } => format!("upload {}", local.temp_name()),
             Step::Swap { local } => format!("swap {}", local.name()),
             Step::WriteManifest { change } => format!("write {}", change.rel),
-            Step::SyncVm { version, .. } => format!("sync vm {version}"),
+            // `sync vm V` is the record of a restart into V (verify calls the
+            // service after one); a manifest-only sync is named apart.
+            Step::SyncVm {
+                version, restart, ..
+            } => {
+                if *restart {
+                    format!("sync vm {version}")
+                } else {
+                    format!("sync manifest {version}")
+                }
+            }
             Step::Skip { what, .. } => format!("skip {what}"),
         }
     }

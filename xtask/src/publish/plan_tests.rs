@@ -5,6 +5,7 @@
 use std::{collections::BTreeMap, path::PathBuf};
 
 use super::*;
+use crate::vm::{Gate, Problem};
 
 const OLD_DMG: &str = "0000000000aa000000000000000000000000000000000000000000000000dmg0";
 const NEW_DMG: &str = "1111111111bb111111111111111111111111111111111111111111111111dmg1";
@@ -104,6 +105,8 @@ fn live(dmg: Vec<Asset>, pkg: Vec<Asset>, vm: Option<(&str, &str)>) -> Live {
         vm: VmState {
             manifest: vm.map(|(v, sha)| manifest(v, sha)),
             server_version: vm.map(|(v, _)| v.to_string()),
+            running_version: vm.map(|(v, _)| v.to_string()),
+            gate: Gate::Ok,
         },
     }
 }
@@ -416,9 +419,158 @@ fn the_stable_vm_must_also_serve_the_version() {
         Some(("2.0.0.6", NEW_DMG)),
     );
     live.vm.server_version = Some("2.0.0.5".into());
+    live.vm.running_version = Some("2.0.0.5".into());
     assert_eq!(labels(&local, &live).last().unwrap(), "sync vm 2.0.0.6");
     local.moves_server_version = false;
     assert_eq!(labels(&local, &live).last().unwrap(), "skip VM manifest");
+}
+
+/// The VM sync step of a plan: (restart, why).
+fn sync_step(local: &Local, live: &Live) -> Option<(bool, String)> {
+    plan(local, live)
+        .unwrap()
+        .into_iter()
+        .find_map(|s| match s {
+            Step::SyncVm { restart, why, .. } => Some((restart, why)),
+            _ => None,
+        })
+}
+
+#[test]
+fn only_a_move_of_the_servers_own_version_restarts_it() {
+    // (moves the server's version, SERVER_VERSION, /health answers, restart, why)
+    type Row<'a> = (bool, Option<&'a str>, Option<&'a str>, bool, &'a str);
+    let rows: [Row; 8] = [
+        (
+            true,
+            Some("2.0.0.5"),
+            Some("2.0.0.5"),
+            true,
+            "SERVER_VERSION moves from 2.0.0.5 to 2.0.0.6",
+        ),
+        (
+            true,
+            Some("2.0.0.5"),
+            None,
+            true,
+            "SERVER_VERSION moves from 2.0.0.5 to 2.0.0.6",
+        ),
+        (
+            true,
+            None,
+            Some("2.0.0.5"),
+            true,
+            "config.env names no SERVER_VERSION",
+        ),
+        (
+            true,
+            Some("2.0.0.6"),
+            Some("2.0.0.5"),
+            true,
+            "voice-assistant answers 2.0.0.5 (a restart was cut short)",
+        ),
+        (true, Some("2.0.0.6"), None, true, "does not answer /health"),
+        (
+            true,
+            Some("2.0.0.6"),
+            Some("2.0.0.6"),
+            false,
+            "already runs 2.0.0.6; only the manifest changes",
+        ),
+        (
+            false,
+            Some("2.0.0.5"),
+            Some("2.0.0.5"),
+            false,
+            "this channel's manifest is served from disk",
+        ),
+        (
+            false,
+            None,
+            None,
+            false,
+            "server, whose own version stays as it is",
+        ),
+    ];
+    for (moves, configured, running, want, why_part) in rows {
+        let vm = VmState {
+            server_version: configured.map(str::to_string),
+            running_version: running.map(str::to_string),
+            ..VmState::default()
+        };
+        let (restart, why) = restart_decision(moves, &vm, "2.0.0.6");
+        assert_eq!(restart, want, "{moves} {configured:?} {running:?}: {why}");
+        assert!(why.contains(why_part), "{why}");
+        assert!(
+            why.starts_with(if want { "restart: " } else { "no restart: " }),
+            "{why}"
+        );
+    }
+}
+
+#[test]
+fn a_beta_release_syncs_the_manifest_without_a_restart() {
+    let mut local = local();
+    local.moves_server_version = false;
+    let got = labels(&local, &old_live());
+    assert_eq!(got.last().unwrap(), "sync manifest 2.0.0.6");
+    assert!(!got.iter().any(|l| l.starts_with("sync vm ")), "{got:?}");
+    assert!(!sync_step(&local, &old_live()).unwrap().0);
+}
+
+#[test]
+fn a_stable_manifest_only_change_does_not_restart() {
+    // The server already runs 2.0.0.6; the manifest changes (a new DMG of
+    // the same version): the manifest is synced, the service left alone.
+    let local = local();
+    let mut live = old_live();
+    live.vm.server_version = Some("2.0.0.6".into());
+    live.vm.running_version = Some("2.0.0.6".into());
+    assert_eq!(
+        labels(&local, &live).last().unwrap(),
+        "sync manifest 2.0.0.6"
+    );
+    let (restart, why) = sync_step(&local, &live).unwrap();
+    assert!(!restart && why.contains("already runs 2.0.0.6"), "{why}");
+    // A stable release that moves the version is the one that restarts.
+    assert_eq!(
+        labels(&local, &old_live()).last().unwrap(),
+        "sync vm 2.0.0.6"
+    );
+}
+
+#[test]
+fn a_vm_that_could_not_restart_stops_the_plan_before_any_step() {
+    let mut live = old_live();
+    live.vm.gate = Gate::Refused(vec![
+        Problem::KeyPlaceholder,
+        Problem::VersionLines("1".into()),
+    ]);
+    let err = format!("{:#}", plan(&local(), &live).unwrap_err());
+    for part in [
+        "cannot restart voice-assistant into 2.0.0.6",
+        "placeholder YOUR_GEMINI_API_KEY_HERE",
+        "1 SERVER_VERSION/SERVER_BUILD line(s)",
+        "nothing was uploaded, renamed or written, and the VM is untouched",
+        "rerun `cargo xtask publish`",
+    ] {
+        assert!(err.contains(part), "{part:?} not in {err}");
+    }
+    // A read that printed no verdict is no permission to restart either.
+    live.vm.gate = Gate::Unknown;
+    assert!(plan(&local(), &live).is_err());
+    // A sync that does not restart does not need the gate.
+    let mut beta = local();
+    beta.moves_server_version = false;
+    assert_eq!(
+        labels(&beta, &live).last().unwrap(),
+        "sync manifest 2.0.0.6"
+    );
+    let mut manifest_only = old_live();
+    manifest_only.vm.gate = Gate::Refused(vec![Problem::KeyMissing]);
+    manifest_only.vm.server_version = Some("2.0.0.6".into());
+    manifest_only.vm.running_version = Some("2.0.0.6".into());
+    assert!(plan(&local(), &manifest_only).is_ok());
 }
 
 #[test]

@@ -106,17 +106,30 @@ impl Job<'_> {
                     ),
                     vec![effect::describe_write(&change.abs, change.new.as_bytes())],
                 ),
-                Step::SyncVm { version, manifest } => (
-                    format!(
-                        "sync the VM to {version} (manifest sha256 {}, flock, backup, SERVER_VERSION/SERVER_BUILD, VERSION, restart)",
-                        hash::bytes_sha256(manifest.as_bytes())
-                    ),
-                    vec![az.describe_script(&self.vm_target().sync_script(
-                        version,
-                        manifest,
-                        self.moves_server_version(),
-                    ))],
-                ),
+                Step::SyncVm {
+                    version,
+                    manifest,
+                    restart,
+                    why,
+                } => {
+                    let target = self.vm_target();
+                    let service = if *restart {
+                        format!(
+                            "; {why}: config.env checked first (GEMINI_API_KEY, version lines), the previous config.env and VERSION kept, then a wait of at most {}s for is-active, /health and /updates/health to answer {version}, and the previous ones restored if they do not",
+                            target.restart_wait_secs
+                        )
+                    } else {
+                        format!("; {why}")
+                    };
+                    (
+                        format!(
+                            "sync the VM's manifest to {version} (sha256 {}, flock, backup, keep the newest {} backups){service}",
+                            hash::bytes_sha256(manifest.as_bytes()),
+                            target.backups_keep,
+                        ),
+                        vec![az.describe_script(&target.sync_script(version, manifest, *restart))],
+                    )
+                }
             };
             out.push_str(&format!("  {}. {title}\n", i + 1));
             for effect in effects {

@@ -132,7 +132,8 @@ impl Bench<'_> {
         let cfg = &ws.config.azure;
         // The stable channel also moves the server's own version.
         let az = Az::new(sh, &cfg.resource_group, &cfg.vm_name);
-        crate::vm::sync(&az, &job.vm_target(), &v.to_string(), &change.new, true)
+        crate::vm::sync_checked(&az, &job.vm_target(), &v.to_string(), &change.new, true)
+            .map(drop)
             .context("the naive flow's VM sync did not confirm")
     }
 }
