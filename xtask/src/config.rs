@@ -67,6 +67,10 @@ pub struct AppConfig {
     /// The same for `CFBundleVersion`.
     #[serde(default = "default_version_template")]
     pub build_version: String,
+    /// The Developer ID Team ID; when set, an executable not signed by
+    /// this team is an error, not a warning.
+    #[serde(default)]
+    pub team_id: Option<String>,
 }
 
 fn default_bundle_id() -> String {
@@ -83,6 +87,7 @@ impl Default for AppConfig {
             bundle_id: default_bundle_id(),
             short_version: default_version_template(),
             build_version: default_version_template(),
+            team_id: None,
         }
     }
 }

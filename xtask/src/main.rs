@@ -30,6 +30,7 @@ mod manifest;
 mod output;
 mod platform;
 mod preflight;
+mod preflight_artifacts;
 mod prepush;
 mod proc;
 mod progress;

@@ -1,0 +1,293 @@
+//! preflight's look inside the inbox artifacts: the bytes must be the
+//! release. One check per artifact, all run and reported together:
+//!
+//! - `app-dmg`, `app-pkg`: the app's bundle id is `[app] bundle_id` and
+//!   its CFBundleShortVersionString and CFBundleVersion are what VERSION
+//!   maps to (`[app] short_version`, `build_version`);
+//! - `app-pair`: the app in the PKG has the version of the app in the DMG;
+//! - `pkg-versions` (warning): the PKG's product and component versions
+//!   disagree with VERSION (the app's own Info.plist is the truth);
+//! - `signing-dmg`, `signing-pkg`: an unsigned or ad-hoc executable, a DMG
+//!   without UDIF signature, a PKG without xar signature are warnings
+//!   (Gatekeeper blocks them); a Team ID other than `[app] team_id` is an
+//!   error.
+
+use std::path::Path;
+
+use crate::{
+    artifact::{self, Kind},
+    config::{AppConfig, Workspace},
+    macos::{self, App, Artifact},
+    report::CheckResult,
+    version::Version,
+};
+
+/// What VERSION says the app must say.
+struct Want<'a> {
+    version: Version,
+    short: String,
+    build: String,
+    app: &'a AppConfig,
+}
+
+/// The checks of the artifacts in `inbox` that passed the format check.
+pub fn checks(ws: &Workspace, inbox: &Path) -> Vec<CheckResult> {
+    let version = crate::changes::read_text(&ws.root, &ws.config.version_file)
+        .ok()
+        .and_then(|t| crate::version::parse_version_file(&t).ok());
+    let Some(version) = version else {
+        // The `version` check already reports an unreadable VERSION.
+        return vec![CheckResult::skip("app-dmg", "VERSION is unreadable")];
+    };
+    let app = &ws.config.app;
+    let want = Want {
+        short: app.short_version_for(&version),
+        build: app.build_version_for(&version),
+        version,
+        app,
+    };
+    let mut out = Vec::new();
+    let mut apps: Vec<(Kind, String, App)> = Vec::new();
+    for (kind, path) in artifact::present(inbox) {
+        let (id, sign_id) = match kind {
+            Kind::Dmg => ("app-dmg", "signing-dmg"),
+            Kind::Pkg => ("app-pkg", "signing-pkg"),
+        };
+        let shown = path.display().to_string();
+        if artifact::validate(&path, kind).is_err() {
+            out.push(CheckResult::skip(
+                id,
+                format!("{shown}: not a {}, see above", kind.file_name()),
+            ));
+            continue;
+        }
+        let found = match macos::inspect(&path) {
+            Ok(found) => found,
+            Err(err) => {
+                out.push(CheckResult::fail(
+                    id,
+                    format!("cannot read the app inside: {err:#}"),
+                    format!(
+                        "rebuild {} and copy the real file into the inbox",
+                        kind.file_name()
+                    ),
+                ));
+                continue;
+            }
+        };
+        let Some(main) = pick(&found, &want) else {
+            out.push(CheckResult::fail(
+                id,
+                format!("{shown} ({}) holds no app bundle", found.layout),
+                format!(
+                    "rebuild {} with Nexy.app at the top of the volume or payload",
+                    kind.file_name()
+                ),
+            ));
+            continue;
+        };
+        out.push(app_check(id, &shown, &main, &want));
+        out.push(signing_check(sign_id, &shown, &found, &main, want.app));
+        if kind == Kind::Pkg {
+            if let Some(w) = pkg_versions(&shown, &found, &want) {
+                out.push(w);
+            }
+        }
+        apps.push((kind, shown, main));
+    }
+    if let [(Kind::Dmg, dmg, a), (Kind::Pkg, pkg, b)] = apps.as_slice() {
+        out.push(pair_check(dmg, a, pkg, b));
+    }
+    out
+}
+
+/// The app of the release: the one with the configured bundle id, else
+/// the only (or first) one.
+fn pick(found: &Artifact, want: &Want<'_>) -> Option<App> {
+    found
+        .apps
+        .iter()
+        .find(|a| a.bundle_id.as_deref() == Some(want.app.bundle_id.as_str()))
+        .or(found.apps.first())
+        .cloned()
+}
+
+fn shown(v: &Option<String>) -> &str {
+    v.as_deref().unwrap_or("(missing)")
+}
+
+/// One line of what the app is: `Nexy.app com.x 2.0.0.5 (2.0.0.5), universal2, macOS 11.0+`.
+fn describe(app: &App) -> String {
+    let arch = app
+        .executable
+        .as_ref()
+        .map_or("no executable".to_string(), |e| e.arch_label());
+    format!(
+        "{} {} CFBundleShortVersionString {}, CFBundleVersion {}, {arch}, macOS {}+",
+        app.path,
+        shown(&app.bundle_id),
+        shown(&app.short_version),
+        shown(&app.version),
+        shown(&app.min_os)
+    )
+}
+
+fn app_check(id: &'static str, file: &str, app: &App, want: &Want<'_>) -> CheckResult {
+    let mut wrong = Vec::new();
+    if app.bundle_id.as_deref() != Some(want.app.bundle_id.as_str()) {
+        wrong.push(format!(
+            "its bundle id is {}, release.toml [app] bundle_id is {}",
+            shown(&app.bundle_id),
+            want.app.bundle_id
+        ));
+    }
+    if app.short_version.as_deref() != Some(want.short.as_str()) {
+        wrong.push(format!(
+            "CFBundleShortVersionString is {}, VERSION {} means {}",
+            shown(&app.short_version),
+            want.version,
+            want.short
+        ));
+    }
+    if app.version.as_deref() != Some(want.build.as_str()) {
+        wrong.push(format!(
+            "CFBundleVersion is {}, VERSION {} means {}",
+            shown(&app.version),
+            want.version,
+            want.build
+        ));
+    }
+    if wrong.is_empty() {
+        return CheckResult::pass(id, format!("{file}: {}", describe(app)));
+    }
+    CheckResult::fail(
+        id,
+        format!("{file} is not the release: {}; {}", describe(app), wrong.join("; ")),
+        format!(
+            "copy the {} build of Nexy into the inbox (a stale file from an earlier build?), or `cargo xtask bump` to the version the app carries; [app] in release.toml says how VERSION maps to the Info.plist keys",
+            want.version
+        ),
+    )
+}
+
+fn pair_check(dmg: &str, a: &App, pkg: &str, b: &App) -> CheckResult {
+    let same =
+        a.short_version == b.short_version && a.version == b.version && a.bundle_id == b.bundle_id;
+    if same {
+        CheckResult::pass(
+            "app-pair",
+            format!(
+                "the DMG and the PKG hold the same app version {}",
+                shown(&a.version)
+            ),
+        )
+    } else {
+        CheckResult::fail(
+            "app-pair",
+            format!(
+                "{dmg} holds {} {} ({}) but {pkg} holds {} {} ({})",
+                shown(&a.bundle_id),
+                shown(&a.version),
+                shown(&a.short_version),
+                shown(&b.bundle_id),
+                shown(&b.version),
+                shown(&b.short_version)
+            ),
+            "build the DMG and the PKG from the same build and copy both into the inbox",
+        )
+    }
+}
+
+/// A warning when the PKG's own version fields disagree with VERSION.
+fn pkg_versions(file: &str, found: &Artifact, want: &Want<'_>) -> Option<CheckResult> {
+    let expected = want.version.to_string();
+    let mut wrong = Vec::new();
+    if let Some(p) = &found.product {
+        if let Some(v) = p
+            .version
+            .as_deref()
+            .filter(|v| *v != expected && *v != want.build)
+        {
+            wrong.push(format!("the Distribution's product version is {v}"));
+        }
+    }
+    for p in &found.packages {
+        if let Some(v) = p
+            .version
+            .as_deref()
+            .filter(|v| *v != expected && *v != want.build)
+        {
+            wrong.push(format!(
+                "component {} says version {v}",
+                shown(&p.identifier)
+            ));
+        }
+    }
+    Some(if wrong.is_empty() {
+        CheckResult::pass(
+            "pkg-versions",
+            format!("{file}: product and component versions agree with VERSION {expected}"),
+        )
+    } else {
+        CheckResult::warn(
+            "pkg-versions",
+            format!("{file}: {} (VERSION is {expected}; the app's Info.plist, checked above, is what counts)", wrong.join(", ")),
+            format!("pass --version {expected} to pkgbuild and productbuild"),
+        )
+    })
+}
+
+fn signing_check(
+    id: &'static str,
+    file: &str,
+    found: &Artifact,
+    app: &App,
+    config: &AppConfig,
+) -> CheckResult {
+    let exe = app.executable.clone().unwrap_or_default();
+    if let Some(team) = &config.team_id {
+        if exe.team_id.as_deref() != Some(team.as_str()) {
+            return CheckResult::fail(
+                id,
+                format!(
+                    "{file}: {}'s executable is signed by Team ID {}, release.toml [app] team_id is {team}",
+                    app.path,
+                    exe.team_id.as_deref().unwrap_or("(none: unsigned or ad hoc)")
+                ),
+                format!("sign Nexy.app with the Developer ID of team {team} (`codesign --sign \"Developer ID Application: ... ({team})\" --options runtime --timestamp`), or correct [app] team_id"),
+            );
+        }
+    }
+    let mut missing = Vec::new();
+    if !exe.signed {
+        missing.push(format!("{}'s executable is not code-signed", app.path));
+    } else if exe.adhoc {
+        missing.push(format!(
+            "{}'s executable is only ad-hoc signed (no Developer ID)",
+            app.path
+        ));
+    }
+    let (container, fix) = if found.format == "dmg" {
+        (
+            "the DMG carries no UDIF code signature",
+            "`codesign --sign \"Developer ID Application: ...\" Nexy.dmg`",
+        )
+    } else {
+        (
+            "the PKG carries no xar signature",
+            "`productsign --sign \"Developer ID Installer: ...\"`",
+        )
+    };
+    if !found.signed {
+        missing.push(container.to_string());
+    }
+    if missing.is_empty() {
+        let team = exe.team_id.as_deref().unwrap_or("no Team ID");
+        return CheckResult::pass(id, format!("{file}: signed ({team})"));
+    }
+    CheckResult::warn(
+        id,
+        format!("{file}: {} (Gatekeeper blocks unsigned apps)", missing.join("; ")),
+        format!("sign the app with a Developer ID (`codesign --options runtime --timestamp`), then the container with {fix}, and notarize"),
+    )
+}
