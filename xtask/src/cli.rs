@@ -63,7 +63,7 @@ pub enum Command {
     Sandbox(SandboxCmd),
     /// The whole release against the stand-in: bump, release twice, rollback, verify.
     Rehearse(Rehearse),
-    /// Benchmarks: hashing, the release against the stand-in, availability, check.
+    /// Benchmarks: hashing, the release against the stand-in, availability, check, inspect.
     Bench(Bench),
     /// Create an Ed25519 signing key pair (Sparkle's format).
     Keygen(Keygen),
@@ -146,6 +146,8 @@ pub enum BenchPart {
     Check,
     /// The secret scan of a push, next to detect-secrets.
     Secrets,
+    /// Reading the app out of a 270 MB DMG and a PKG, next to `7zz l`.
+    Inspect,
 }
 
 #[derive(Debug, Args)]
