@@ -291,3 +291,43 @@ fn signing_check(
         format!("sign the app with a Developer ID (`codesign --options runtime --timestamp`), then the container with {fix}, and notarize"),
     )
 }
+
+/// Why the artifacts in `dir` are not the bytes of `version`, if they are
+/// not: the app in each must carry what `version` maps to. `rollback`
+/// refuses an archive that fails this, since pairing other bytes with the
+/// manifest of `version` makes every updated client loop.
+pub fn version_mismatch(ws: &Workspace, dir: &Path, version: &Version) -> Option<String> {
+    let app = &ws.config.app;
+    let want = Want {
+        short: app.short_version_for(version),
+        build: app.build_version_for(version),
+        version: *version,
+        app,
+    };
+    let mut wrong = Vec::new();
+    for (kind, path) in artifact::present(dir) {
+        match macos::inspect(&path) {
+            Err(err) => wrong.push(format!(
+                "cannot read the app in {}: {err:#}",
+                kind.file_name()
+            )),
+            Ok(found) => match pick(&found, &want) {
+                None => wrong.push(format!("{} holds no app bundle", kind.file_name())),
+                Some(a)
+                    if a.short_version.as_deref() != Some(want.short.as_str())
+                        || a.version.as_deref() != Some(want.build.as_str()) =>
+                {
+                    wrong.push(format!(
+                        "{} holds {} {} (CFBundleShortVersionString {}), not {version}",
+                        kind.file_name(),
+                        a.path,
+                        shown(&a.version),
+                        shown(&a.short_version)
+                    ));
+                }
+                Some(_) => {}
+            },
+        }
+    }
+    (!wrong.is_empty()).then(|| wrong.join("; "))
+}

@@ -211,3 +211,44 @@ fn a_team_that_maps_the_short_version_to_three_numbers() {
     let (code, checks) = preflight(&st);
     assert_eq!(code, 0, "{checks:#?}");
 }
+
+#[test]
+fn rollback_refuses_archived_bytes_of_another_version() {
+    let st = ready();
+    assert_eq!(st.run(&["release"]).code, 0);
+    assert_eq!(st.run(&["bump", "2.0.0.6"]).code, 0);
+    st.samples(2, (1 << 20) + 4096);
+    let run = st.run(&["release"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    // The archive of 2.0.0.5 as a release without this check could have
+    // left it: a stale 2.0.0.4 DMG under a manifest written for its bytes.
+    let dir = st.fx.path("release_inbox/.archive/2.0.0.5");
+    let other = tempfile::tempdir().unwrap();
+    other_samples(&st, other.path(), &["--version", "2.0.0.4"]);
+    let old = fs::read(dir.join("Nexy.dmg")).unwrap();
+    let new = fs::read(other.path().join("Nexy.dmg")).unwrap();
+    fs::write(dir.join("Nexy.dmg"), &new).unwrap();
+    let manifest = dir.join("manifest.json");
+    let text = fs::read_to_string(&manifest).unwrap();
+    let text = text
+        .replace(&more::sha256_hex(&old), &more::sha256_hex(&new))
+        .replace(
+            &format!("\"size\": {}", old.len()),
+            &format!("\"size\": {}", new.len()),
+        );
+    fs::write(&manifest, text).unwrap();
+    let from = st.log_len();
+    let run = st.run(&["rollback", "--to", "2.0.0.5"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("the archive of 2.0.0.5 holds other bytes: Nexy.dmg holds Nexy.app 2.0.0.4"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        st.mutating_since(from).is_empty(),
+        "{:?}",
+        st.mutating_since(from)
+    );
+}
