@@ -205,6 +205,9 @@ pub struct Samples {
     /// The app's CFBundleIdentifier (default: [app] bundle_id).
     #[arg(long, value_name = "ID")]
     pub bundle_id: Option<String>,
+    /// The app's LSMinimumSystemVersion.
+    #[arg(long, value_name = "X.Y", default_value = "11.0")]
+    pub min_os: String,
 }
 
 #[derive(Debug, Args)]

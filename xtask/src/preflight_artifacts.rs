@@ -331,3 +331,44 @@ pub fn version_mismatch(ws: &Workspace, dir: &Path, version: &Version) -> Option
     }
     (!wrong.is_empty()).then(|| wrong.join("; "))
 }
+
+/// `artifact.arch` and `artifact.min_os` of the manifest, as the DMG's app
+/// says: `universal2` for an x86_64 + arm64 executable, and its
+/// LSMinimumSystemVersion.
+pub fn manifest_fields(ws: &Workspace, dmg: &Path) -> anyhow::Result<(String, String)> {
+    use anyhow::Context;
+    let found = macos::inspect(dmg)?;
+    let want = Want {
+        short: String::new(),
+        build: String::new(),
+        version: Version([0; 4]),
+        app: &ws.config.app,
+    };
+    let app = pick(&found, &want).with_context(|| {
+        format!(
+            "{} holds no app bundle, so the manifest's arch and min_os cannot be read from it",
+            dmg.display()
+        )
+    })?;
+    let arch = app
+        .executable
+        .as_ref()
+        .filter(|e| !e.archs.is_empty())
+        .map(|e| e.arch_label())
+        .with_context(|| {
+            format!(
+                "{}: {} has no readable executable, so the manifest's arch cannot be read from it",
+                dmg.display(),
+                app.path
+            )
+        })?;
+    let min_os = app.min_os.clone().with_context(|| {
+        format!(
+            "{}: {}'s Info.plist has no LSMinimumSystemVersion; add it to the app",
+            dmg.display(),
+            app.path
+        )
+    })?;
+    Ok((arch, min_os))
+}
+

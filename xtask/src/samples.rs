@@ -36,17 +36,20 @@ pub struct Spec {
     pub bundle_id: String,
     pub short_version: String,
     pub version: String,
+    /// LSMinimumSystemVersion.
+    pub min_os: String,
     pub seed: u64,
 }
 
 impl crate::cli::Samples {
     pub fn run(self, ws: Option<&crate::config::Workspace>) -> Result<()> {
-        let spec = spec_for(
+        let mut spec = spec_for(
             ws,
             self.version.as_deref(),
             self.bundle_id.as_deref(),
             self.seed,
         )?;
+        spec.min_os = self.min_os;
         fs::create_dir_all(&self.out)
             .with_context(|| format!("cannot create {}", self.out.display()))?;
         let (dmg, pkg) = write_both(&self.out, self.dmg_size, self.pkg_size, &spec)?;
@@ -88,6 +91,7 @@ pub fn spec_for(
         bundle_id: bundle_id.map_or(app.bundle_id.clone(), str::to_string),
         short_version: app.short_version_for(&parsed),
         version: app.build_version_for(&parsed),
+        min_os: "11.0".to_string(),
         seed,
     })
 }
@@ -155,6 +159,7 @@ impl Template {
         patch(&mut bytes, "NEXY_BUNDLE_ID", 64, &spec.bundle_id)?;
         patch(&mut bytes, "NEXY_SHORT_VERSION", 32, &spec.short_version)?;
         patch(&mut bytes, "NEXY_VERSION", 32, &spec.version)?;
+        patch(&mut bytes, "NEXY_MIN_OS", 16, &spec.min_os)?;
         let size = bytes.len() as u64;
         let (table, parts) = partition::find(&mut Cursor::new(&bytes), size)?;
         ensure!(
