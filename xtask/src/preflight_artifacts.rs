@@ -372,3 +372,85 @@ pub fn manifest_fields(ws: &Workspace, dmg: &Path) -> anyhow::Result<(String, St
     Ok((arch, min_os))
 }
 
+/// `verify --deep`: the app inside the DMG a client downloads from the
+/// fixed URL carries the manifest's version, arch and min_os. The
+/// download is spooled to a temporary file (the reader seeks), removed
+/// after.
+pub fn deep_app_check(
+    ws: &Workspace,
+    agent: &ureq::Agent,
+    url: &str,
+    manifest: (&str, &str, &str),
+) -> CheckResult {
+    let (version, arch, min_os) = manifest;
+    let fix = "publish the tested artifacts again with `cargo xtask publish`; if the bytes are right, the manifest is not";
+    let spool = std::env::temp_dir().join(format!("nexy-verify-{}.dmg", std::process::id()));
+    let result = (|| -> anyhow::Result<Artifact> {
+        use anyhow::Context;
+        let resp = agent
+            .get(url)
+            .call()
+            .map_err(|e| anyhow::anyhow!("GET {url} failed: {e}"))?;
+        let mut file = std::fs::File::create(&spool)
+            .with_context(|| format!("cannot create {}", spool.display()))?;
+        std::io::copy(&mut resp.into_reader(), &mut file)
+            .with_context(|| format!("GET {url}: the download broke off"))?;
+        macos::inspect(&spool)
+    })();
+    let _ = std::fs::remove_file(&spool);
+    let found = match result {
+        Ok(found) => found,
+        Err(err) => return CheckResult::fail("dmg-app", format!("the DMG at {url}: {err:#}"), fix),
+    };
+    let Ok(v) = version.parse::<Version>() else {
+        return CheckResult::fail(
+            "dmg-app",
+            format!("the manifest's version `{version}` is not a version"),
+            fix,
+        );
+    };
+    let app = &ws.config.app;
+    let want = Want {
+        short: app.short_version_for(&v),
+        build: app.build_version_for(&v),
+        version: v,
+        app,
+    };
+    let Some(main) = pick(&found, &want) else {
+        return CheckResult::fail(
+            "dmg-app",
+            format!("the DMG at {url} holds no app bundle"),
+            fix,
+        );
+    };
+    let mut wrong = Vec::new();
+    if let CheckResult {
+        status: crate::report::Status::Fail,
+        message,
+        ..
+    } = app_check("dmg-app", url, &main, &want)
+    {
+        wrong.push(message);
+    }
+    let got_arch = main
+        .executable
+        .as_ref()
+        .map(|e| e.arch_label())
+        .unwrap_or_default();
+    if got_arch != arch {
+        wrong.push(format!(
+            "its executable is {got_arch}, the manifest's artifact.arch says `{arch}`"
+        ));
+    }
+    if main.min_os.as_deref() != Some(min_os) {
+        wrong.push(format!(
+            "its LSMinimumSystemVersion is {}, the manifest's artifact.min_os says `{min_os}`",
+            shown(&main.min_os)
+        ));
+    }
+    if wrong.is_empty() {
+        CheckResult::pass("dmg-app", format!("{url}: {}", describe(&main)))
+    } else {
+        CheckResult::fail("dmg-app", wrong.join("; "), fix)
+    }
+}

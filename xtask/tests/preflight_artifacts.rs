@@ -252,3 +252,45 @@ fn rollback_refuses_archived_bytes_of_another_version() {
         st.mutating_since(from)
     );
 }
+
+#[test]
+fn the_manifest_says_what_the_app_says_and_verify_deep_reads_it() {
+    let st = ready();
+    // An app that needs macOS 12.3: publish writes it, not a constant.
+    other_samples(&st, &st.fx.path("release_inbox"), &["--min-os", "12.3"]);
+    let run = st.run(&["release"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let manifest = st.fx.read(common::stage::MANIFEST);
+    for m in [manifest.clone(), st.vm_manifest()] {
+        assert!(
+            m.contains("\"arch\": \"universal2\"") && m.contains("\"min_os\": \"12.3\""),
+            "{m}"
+        );
+    }
+    let run = st.run(&["verify", "--deep", "--json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let doc: Value = serde_json::from_str(&run.stdout).unwrap();
+    let checks = doc["checks"].as_array().unwrap();
+    let app = check(checks, "dmg-app");
+    assert_eq!(app["status"], "pass", "{app}");
+    assert!(
+        app["message"].as_str().unwrap().contains("macOS 12.3+"),
+        "{app}"
+    );
+    // A manifest that promises another min_os than the bytes: refused.
+    st.fx.write(
+        common::stage::MANIFEST,
+        manifest.replace("\"min_os\": \"12.3\"", "\"min_os\": \"11.0\""),
+    );
+    let run = st.run(&["verify", "--deep", "--json", "--timeout", "1"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let doc: Value = serde_json::from_str(&run.stdout).unwrap();
+    let app = check(doc["checks"].as_array().unwrap(), "dmg-app").clone();
+    assert_eq!(app["status"], "fail", "{app}");
+    assert!(
+        app["message"].as_str().unwrap().contains(
+            "its LSMinimumSystemVersion is 12.3, the manifest's artifact.min_os says `11.0`"
+        ),
+        "{app}"
+    );
+}
