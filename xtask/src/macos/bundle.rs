@@ -168,21 +168,9 @@ fn slice<'a, R: ReadRef<'a>>(
         .map_err(|()| anyhow::anyhow!("slice at {offset} is past the end of the file"))?;
     let magic = u32::from_be_bytes(magic.try_into().expect("4 bytes"));
     let (cputype, cpusubtype, sig) = if matches!(magic, macho::MH_MAGIC_64 | macho::MH_CIGAM_64) {
-        let h = macho::MachHeader64::<Endianness>::parse(data, offset)
-            .context("corrupt Mach-O header")?;
-        let e = h.endian().context("corrupt Mach-O header")?;
-        let cmds = h
-            .load_commands(e, data, offset)
-            .context("corrupt load commands")?;
-        (h.cputype(e), h.cpusubtype(e), code_signature(cmds, e)?)
+        header::<macho::MachHeader64<Endianness>, R>(data, offset)?
     } else if matches!(magic, macho::MH_MAGIC | macho::MH_CIGAM) {
-        let h = macho::MachHeader32::<Endianness>::parse(data, offset)
-            .context("corrupt Mach-O header")?;
-        let e = h.endian().context("corrupt Mach-O header")?;
-        let cmds = h
-            .load_commands(e, data, offset)
-            .context("corrupt load commands")?;
-        (h.cputype(e), h.cpusubtype(e), code_signature(cmds, e)?)
+        header::<macho::MachHeader32<Endianness>, R>(data, offset)?
     } else {
         bail!("slice at {offset} is not a Mach-O (magic {magic:#010x})");
     };
@@ -201,10 +189,27 @@ fn slice<'a, R: ReadRef<'a>>(
     Ok((arch_name(cputype, cpusubtype), sig))
 }
 
+/// Where `LC_CODE_SIGNATURE` points: offset and size in the slice.
+type SignatureAt = Option<(u32, u32)>;
+
+/// CPU type, subtype and the code signature's place, of a 32- or 64-bit
+/// header.
+fn header<'a, H: MachHeader<Endian = Endianness>, R: ReadRef<'a>>(
+    data: R,
+    offset: u64,
+) -> Result<(u32, u32, SignatureAt)> {
+    let h = H::parse(data, offset).context("corrupt Mach-O header")?;
+    let e = h.endian().context("corrupt Mach-O header")?;
+    let cmds = h
+        .load_commands(e, data, offset)
+        .context("corrupt load commands")?;
+    Ok((h.cputype(e), h.cpusubtype(e), code_signature(cmds, e)?))
+}
+
 fn code_signature(
     mut cmds: object::read::macho::LoadCommandIterator<'_, Endianness>,
     e: Endianness,
-) -> Result<Option<(u32, u32)>> {
+) -> Result<SignatureAt> {
     while let Some(cmd) = cmds.next().context("corrupt load command")? {
         if let Ok(LoadCommandVariant::LinkeditData(ld)) = cmd.variant() {
             if cmd.cmd() == macho::LC_CODE_SIGNATURE {

@@ -72,74 +72,82 @@ fn read_volume(disk: &mut Disk, part: &Part) -> Result<Vec<App>> {
     let view = Slice::new(disk, part.start, part.len);
     match part.fs {
         Fs::HfsPlus => {
-            let mut vol = hfsplus::HfsVolume::open(view).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let roots: Vec<String> = vol
-                .list_directory("/")
-                .map_err(|e| anyhow::anyhow!("cannot list the root: {e}"))?
-                .into_iter()
-                .filter(|e| e.kind == hfsplus::EntryKind::Directory && e.name.ends_with(".app"))
-                .map(|e| e.name)
-                .collect();
-            let mut apps = Vec::new();
-            for name in roots {
-                let plist_path = format!("/{name}/Contents/Info.plist");
-                let size = vol.stat(&plist_path).map(|s| s.size).unwrap_or(0);
-                if size > MAX_PLIST {
-                    bail!("{plist_path} is {size} bytes, too large for an Info.plist");
-                }
-                let bytes = vol
-                    .read_file(&plist_path)
-                    .map_err(|e| anyhow::anyhow!("cannot read {plist_path}: {e}"))?;
-                let info = bundle::parse_info(&bytes).with_context(|| plist_path.clone())?;
-                let mut app = App::from_info(name.clone(), &info);
-                if let Some(exe) = info.executable.as_deref() {
-                    let exe_path = format!("/{name}/Contents/MacOS/{exe}");
-                    app.executable = Some(match vol.open_file(&exe_path) {
-                        Ok(reader) => bundle::executable(exe, reader),
-                        Err(_) => whole(exe, vol.stat(&exe_path).map(|s| s.size).ok(), || {
-                            vol.read_file(&exe_path).map_err(|e| anyhow::anyhow!("{e}"))
-                        }),
-                    });
-                }
-                apps.push(app);
-            }
-            Ok(apps)
+            let vol = hfsplus::HfsVolume::open(view).map_err(|e| anyhow::anyhow!("{e}"))?;
+            root_apps(vol)
         }
-        Fs::Apfs => {
-            let mut vol = match apfs::ApfsVolume::open(view) {
-                Ok(vol) => vol,
-                Err(apfs::ApfsError::NoVolume) => return Ok(Vec::new()),
-                Err(e) => bail!("{e}"),
-            };
-            let roots: Vec<String> = vol
-                .list_directory("/")
-                .map_err(|e| anyhow::anyhow!("cannot list the root: {e}"))?
-                .into_iter()
-                .filter(|e| e.kind == apfs::EntryKind::Directory && e.name.ends_with(".app"))
-                .map(|e| e.name)
-                .collect();
-            let mut apps = Vec::new();
-            for name in roots {
-                let plist_path = format!("/{name}/Contents/Info.plist");
-                let bytes = vol
-                    .read_file(&plist_path)
-                    .map_err(|e| anyhow::anyhow!("cannot read {plist_path}: {e}"))?;
-                let info = bundle::parse_info(&bytes).with_context(|| plist_path.clone())?;
-                let mut app = App::from_info(name.clone(), &info);
-                if let Some(exe) = info.executable.as_deref() {
-                    let exe_path = format!("/{name}/Contents/MacOS/{exe}");
-                    app.executable = Some(match vol.open_file(&exe_path) {
-                        Ok(reader) => bundle::executable(exe, reader),
-                        Err(_) => whole(exe, vol.stat(&exe_path).map(|s| s.size).ok(), || {
-                            vol.read_file(&exe_path).map_err(|e| anyhow::anyhow!("{e}"))
-                        }),
-                    });
-                }
-                apps.push(app);
-            }
-            Ok(apps)
-        }
+        Fs::Apfs => match apfs::ApfsVolume::open(view) {
+            Ok(vol) => root_apps(vol),
+            Err(apfs::ApfsError::NoVolume) => Ok(Vec::new()),
+            Err(e) => bail!("{e}"),
+        },
     }
+}
+
+/// What the app search needs of a filesystem: the HFS+ and APFS crates
+/// have the same shape of API with their own types.
+trait Volume {
+    /// The names of the directories in the root whose name ends `.app`.
+    fn app_dirs(&mut self) -> Result<Vec<String>>;
+    fn size(&mut self, path: &str) -> Option<u64>;
+    fn read(&mut self, path: &str) -> Result<Vec<u8>>;
+    /// The executable's headers, streamed when the filesystem can.
+    fn executable(&mut self, name: &str, path: &str) -> super::Executable;
+}
+
+macro_rules! volume {
+    ($vol:ty, $kind:path) => {
+        impl<R: std::io::Read + std::io::Seek> Volume for $vol {
+            fn app_dirs(&mut self) -> Result<Vec<String>> {
+                Ok(self
+                    .list_directory("/")
+                    .map_err(|e| anyhow::anyhow!("cannot list the root: {e}"))?
+                    .into_iter()
+                    .filter(|e| e.kind == $kind && e.name.ends_with(".app"))
+                    .map(|e| e.name)
+                    .collect())
+            }
+
+            fn size(&mut self, path: &str) -> Option<u64> {
+                self.stat(path).map(|s| s.size).ok()
+            }
+
+            fn read(&mut self, path: &str) -> Result<Vec<u8>> {
+                self.read_file(path)
+                    .map_err(|e| anyhow::anyhow!("cannot read {path}: {e}"))
+            }
+
+            fn executable(&mut self, name: &str, path: &str) -> super::Executable {
+                if let Ok(reader) = self.open_file(path) {
+                    return bundle::executable(name, reader);
+                }
+                let size = self.size(path);
+                whole(name, size, || self.read(path))
+            }
+        }
+    };
+}
+
+volume!(hfsplus::HfsVolume<R>, hfsplus::EntryKind::Directory);
+volume!(apfs::ApfsVolume<R>, apfs::EntryKind::Directory);
+
+/// The app bundles at the root of a volume.
+fn root_apps(mut vol: impl Volume) -> Result<Vec<App>> {
+    let mut apps = Vec::new();
+    for name in vol.app_dirs()? {
+        let plist_path = format!("/{name}/Contents/Info.plist");
+        let size = vol.size(&plist_path).unwrap_or(0);
+        if size > MAX_PLIST {
+            bail!("{plist_path} is {size} bytes, too large for an Info.plist");
+        }
+        let bytes = vol.read(&plist_path)?;
+        let info = bundle::parse_info(&bytes).with_context(|| plist_path.clone())?;
+        let mut app = App::from_info(name.clone(), &info);
+        if let Some(exe) = info.executable.as_deref() {
+            app.executable = Some(vol.executable(exe, &format!("/{name}/Contents/MacOS/{exe}")));
+        }
+        apps.push(app);
+    }
+    Ok(apps)
 }
 
 /// An executable the filesystem can only hand over whole (compressed).

@@ -229,20 +229,19 @@ impl<R: Read + Seek> Read for Slice<R> {
 
 impl<R: Read + Seek> Seek for Slice<R> {
     fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
-        let next = match to {
-            SeekFrom::Start(n) => Some(n),
-            SeekFrom::End(d) => self.len.checked_add_signed(d),
-            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
-        };
-        match next {
-            Some(n) => {
-                self.pos = n;
-                Ok(n)
-            }
-            None => Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "seek before the start",
-            )),
-        }
+        self.pos = seek_in(self.pos, self.len, to)?;
+        Ok(self.pos)
     }
+}
+
+/// The position a seek from `pos` in a stream of `len` bytes lands on.
+pub fn seek_in(pos: u64, len: u64, to: SeekFrom) -> std::io::Result<u64> {
+    let next = match to {
+        SeekFrom::Start(n) => Some(n),
+        SeekFrom::End(d) => len.checked_add_signed(d),
+        SeekFrom::Current(d) => pos.checked_add_signed(d),
+    };
+    next.ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "seek before the start")
+    })
 }

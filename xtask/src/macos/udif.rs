@@ -483,14 +483,7 @@ impl<R: Read + Seek> Read for Disk<R> {
 
 impl<R: Read + Seek> Seek for Disk<R> {
     fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
-        let next = match to {
-            SeekFrom::Start(n) => Some(n),
-            SeekFrom::End(d) => self.size.checked_add_signed(d),
-            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
-        };
-        self.pos = next.ok_or_else(|| {
-            std::io::Error::new(std::io::ErrorKind::InvalidInput, "seek before the start")
-        })?;
+        self.pos = super::seek_in(self.pos, self.size, to)?;
         Ok(self.pos)
     }
 }
