@@ -1,5 +1,6 @@
 //! The artifacts in `release_inbox/`: what they must look like before they
-//! are published, and realistic samples for rehearsals.
+//! are published (what is inside them is `macos`'s part), and the random
+//! bytes the samples and benchmarks are padded with.
 //!
 //! A DMG is a UDIF image whose last 512 bytes are the `koly` trailer; a PKG
 //! is a xar archive starting with `xar!`. Checking both catches a
@@ -83,65 +84,37 @@ pub fn present(inbox: &Path) -> Vec<(Kind, PathBuf)> {
         .collect()
 }
 
-impl crate::cli::Samples {
-    pub fn run(self) -> Result<()> {
-        fs::create_dir_all(&self.out)
-            .with_context(|| format!("cannot create {}", self.out.display()))?;
-        let dmg = self.out.join(Kind::Dmg.file_name());
-        let pkg = self.out.join(Kind::Pkg.file_name());
-        write_sample_dmg(&dmg, self.dmg_size, self.seed)?;
-        write_sample_pkg(&pkg, self.pkg_size, self.seed.wrapping_add(1))?;
-        println!("wrote {} and {}", dmg.display(), pkg.display());
-        Ok(())
+/// Writes `size` pseudo-random bytes to `path`: the hashing benchmark's
+/// input, a stream of 1 MiB pieces never all in memory.
+pub fn write_random(path: &Path, size: u64, seed: u64) -> Result<()> {
+    let mut file =
+        fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    write_random_to(&mut file, size, seed)
+}
+
+/// The xorshift state of `seed`.
+pub fn random_state(seed: u64) -> u64 {
+    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1
+}
+
+/// Fills `buf` with pseudo-random bytes (xorshift), advancing `state`.
+pub fn fill_random(buf: &mut [u8], state: &mut u64) {
+    for chunk in buf.chunks_mut(8) {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        chunk.copy_from_slice(&state.to_le_bytes()[..chunk.len()]);
     }
 }
 
-/// Writes a realistic DMG of `size` bytes: varied content ending in a
-/// 512-byte `koly` trailer. `seed` makes two samples differ.
-pub fn write_sample_dmg(path: &Path, size: u64, seed: u64) -> Result<()> {
-    let size = size.max(1024);
-    let mut file =
-        fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-    write_pattern(&mut file, size - 512, seed)?;
-    let mut trailer = [0u8; 512];
-    trailer[..4].copy_from_slice(b"koly");
-    trailer[4..8].copy_from_slice(&4u32.to_be_bytes());
-    trailer[8..12].copy_from_slice(&512u32.to_be_bytes());
-    file.write_all(&trailer)?;
-    Ok(())
-}
-
-/// Writes a realistic flat PKG: a xar header, then varied content.
-pub fn write_sample_pkg(path: &Path, size: u64, seed: u64) -> Result<()> {
-    let size = size.max(64);
-    let mut file =
-        fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-    let mut header = Vec::with_capacity(28);
-    header.extend_from_slice(b"xar!");
-    header.extend_from_slice(&28u16.to_be_bytes());
-    header.extend_from_slice(&1u16.to_be_bytes());
-    header.extend_from_slice(&0u64.to_be_bytes());
-    header.extend_from_slice(&0u64.to_be_bytes());
-    header.extend_from_slice(&1u32.to_be_bytes());
-    file.write_all(&header)?;
-    write_pattern(&mut file, size - 28, seed)?;
-    Ok(())
-}
-
-/// Pseudo-random bytes (xorshift), written in 1 MiB chunks.
-fn write_pattern(file: &mut fs::File, mut left: u64, seed: u64) -> Result<()> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+/// Pseudo-random bytes written in 1 MiB pieces.
+pub fn write_random_to(out: &mut impl Write, mut left: u64, seed: u64) -> Result<()> {
+    let mut state = random_state(seed);
     let mut buf = vec![0u8; 1 << 20];
     while left > 0 {
-        for chunk in buf.chunks_mut(8) {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            let bytes = state.to_le_bytes();
-            chunk.copy_from_slice(&bytes[..chunk.len()]);
-        }
+        fill_random(&mut buf, &mut state);
         let n = left.min(buf.len() as u64) as usize;
-        file.write_all(&buf[..n])?;
+        out.write_all(&buf[..n])?;
         left -= n as u64;
     }
     Ok(())
@@ -154,12 +127,10 @@ mod tests {
     #[test]
     fn samples_validate_and_mislabels_do_not() {
         let dir = tempfile::tempdir().unwrap();
-        let dmg = dir.path().join("Nexy.dmg");
-        let pkg = dir.path().join("Nexy.pkg");
-        write_sample_dmg(&dmg, 10_000, 1).unwrap();
-        write_sample_pkg(&pkg, 10_000, 2).unwrap();
-        assert_eq!(validate(&dmg, Kind::Dmg).unwrap(), 10_000);
-        assert_eq!(validate(&pkg, Kind::Pkg).unwrap(), 10_000);
+        let spec = crate::samples::spec_for(None, Some("2.0.0.4"), None, 1).unwrap();
+        let (dmg, pkg) = crate::samples::write_both(dir.path(), 100_000, 60_000, &spec).unwrap();
+        assert_eq!(validate(&dmg, Kind::Dmg).unwrap(), 100_000);
+        assert_eq!(validate(&pkg, Kind::Pkg).unwrap(), 60_000);
         let err = validate(&pkg, Kind::Dmg).unwrap_err().to_string();
         assert!(err.contains("koly"), "{err}");
         let err = validate(&dmg, Kind::Pkg).unwrap_err().to_string();

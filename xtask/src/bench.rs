@@ -12,9 +12,10 @@
 //! 3. availability of the fixed download URLs while each flow publishes;
 //! 4. `cargo xtask check` warm, and the xtask's cold build;
 //! 5. the secret scan of a push on a synthetic repository the size of the
-//!    real one, next to detect-secrets (`secrets.rs`).
+//!    real one, next to detect-secrets (`secrets.rs`);
+//! 6. reading the app out of a 270 MB DMG and a PKG, next to `7zz l`.
 //!
-//! `--only hashing,release,check,secrets` runs some of them.
+//! `--only hashing,release,check,secrets,inspect` runs some of them.
 //!
 //! These are benchmarks, not tests: a missed target is reported, not
 //! fatal. Progress goes to stderr while the sections run; the in-process
@@ -22,6 +23,7 @@
 
 mod check;
 mod hashing;
+mod inspect;
 mod poll;
 mod release;
 mod secrets;
@@ -85,6 +87,17 @@ impl Bench {
             later.push(
                 secrets::run(sh, scratch.path())
                     .unwrap_or_else(|e| Section::failed("5. secret scan of a push", &e)),
+            );
+        }
+        if wants(BenchPart::Inspect) {
+            eprintln!(
+                "bench: [6/6] inspect of a {} MB DMG and a {} MB PKG, and 7zz l",
+                self.dmg_mb, self.pkg_mb
+            );
+            later.push(
+                inspect::run(sh, ws, scratch.path(), self.dmg_mb, self.pkg_mb).unwrap_or_else(
+                    |e| Section::failed("6. reading the app out of the artifacts", &e),
+                ),
             );
         }
         if wants(BenchPart::Release) {

@@ -55,13 +55,15 @@ pub enum Command {
     Release(Release),
     /// Republish an archived version to the fixed tags and verify.
     Rollback(Rollback),
-    /// Write realistic sample artifacts (a DMG with a koly trailer, a xar PKG).
+    /// What is inside DMGs and PKGs: apps, versions, bundle ids, signatures.
+    Inspect(Inspect),
+    /// Write real sample artifacts: an HFS+ DMG and a xar PKG holding Nexy.app.
     Samples(Samples),
     /// The local stand-in of production (GitHub, the Azure VM, the feed).
     Sandbox(SandboxCmd),
     /// The whole release against the stand-in: bump, release twice, rollback, verify.
     Rehearse(Rehearse),
-    /// Benchmarks: hashing, the release against the stand-in, availability, check.
+    /// Benchmarks: hashing, the release against the stand-in, availability, check, inspect.
     Bench(Bench),
     /// Create an Ed25519 signing key pair (Sparkle's format).
     Keygen(Keygen),
@@ -144,6 +146,8 @@ pub enum BenchPart {
     Check,
     /// The secret scan of a push, next to detect-secrets.
     Secrets,
+    /// Reading the app out of a 270 MB DMG and a PKG, next to `7zz l`.
+    Inspect,
 }
 
 #[derive(Debug, Args)]
@@ -174,6 +178,13 @@ pub enum SandboxSub {
 }
 
 #[derive(Debug, Args)]
+pub struct Inspect {
+    /// DMG or PKG files (judged by their bytes, not their names).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 pub struct Samples {
     /// Where to write Nexy.dmg and Nexy.pkg.
     #[arg(long, value_name = "DIR")]
@@ -187,6 +198,16 @@ pub struct Samples {
     /// Makes different runs produce different bytes.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// The app's version X.Y.Z.W (default: VERSION of the workspace),
+    /// mapped to its Info.plist keys as release.toml's [app] says.
+    #[arg(long, value_name = "X.Y.Z.W")]
+    pub version: Option<String>,
+    /// The app's CFBundleIdentifier (default: [app] bundle_id).
+    #[arg(long, value_name = "ID")]
+    pub bundle_id: Option<String>,
+    /// The app's LSMinimumSystemVersion.
+    #[arg(long, value_name = "X.Y", default_value = "11.0")]
+    pub min_os: String,
 }
 
 #[derive(Debug, Args)]

@@ -49,6 +49,70 @@ pub struct Config {
     /// the exact bytes tested on beta, through `promote`.
     #[serde(default)]
     pub stable_requires_promote: bool,
+    /// What the app inside the artifacts must say (`[app]`).
+    #[serde(default)]
+    pub app: AppConfig,
+}
+
+/// The app bundle inside Nexy.dmg and Nexy.pkg, as preflight checks it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppConfig {
+    /// `CFBundleIdentifier` of the app.
+    #[serde(default = "default_bundle_id")]
+    pub bundle_id: String,
+    /// What `CFBundleShortVersionString` must be for VERSION X.Y.Z.W:
+    /// `{version}` (the whole version, the default) or a template of
+    /// `{major}`, `{minor}`, `{patch}`, `{build}` such as
+    /// `{major}.{minor}.{patch}`.
+    #[serde(default = "default_version_template")]
+    pub short_version: String,
+    /// The same for `CFBundleVersion`.
+    #[serde(default = "default_version_template")]
+    pub build_version: String,
+    /// The Developer ID Team ID; when set, an executable not signed by
+    /// this team is an error, not a warning.
+    #[serde(default)]
+    pub team_id: Option<String>,
+}
+
+fn default_bundle_id() -> String {
+    "com.nexy.assistant".to_string()
+}
+
+fn default_version_template() -> String {
+    "{version}".to_string()
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        AppConfig {
+            bundle_id: default_bundle_id(),
+            short_version: default_version_template(),
+            build_version: default_version_template(),
+            team_id: None,
+        }
+    }
+}
+
+impl AppConfig {
+    fn render(template: &str, v: &crate::version::Version) -> String {
+        let [a, b, c, d] = v.0;
+        template
+            .replace("{version}", &v.to_string())
+            .replace("{major}", &a.to_string())
+            .replace("{minor}", &b.to_string())
+            .replace("{patch}", &c.to_string())
+            .replace("{build}", &d.to_string())
+    }
+
+    pub fn short_version_for(&self, v: &crate::version::Version) -> String {
+        Self::render(&self.short_version, v)
+    }
+
+    pub fn build_version_for(&self, v: &crate::version::Version) -> String {
+        Self::render(&self.build_version, v)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

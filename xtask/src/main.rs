@@ -26,13 +26,16 @@ mod hash;
 mod hook;
 mod http;
 mod init;
+mod inspect;
 mod journal;
 mod linked;
 mod lock;
+mod macos;
 mod manifest;
 mod output;
 mod platform;
 mod preflight;
+mod preflight_artifacts;
 mod prepush;
 mod proc;
 mod progress;
@@ -42,6 +45,7 @@ mod rehearse;
 mod release;
 mod report;
 mod rollback;
+mod samples;
 mod sandbox;
 mod secrets;
 mod signing;
@@ -104,9 +108,11 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
                 | Command::Verify(_)
                 | Command::Release(_)
                 | Command::Rehearse(_)
+                | Command::Inspect(_)
         ) {
             return Err(UsageError(
-                "--json is supported by check, preflight, verify, release and rehearse".to_string(),
+                "--json is supported by check, preflight, verify, release, rehearse and inspect"
+                    .to_string(),
             )
             .into());
         }
@@ -142,7 +148,9 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         Command::Verify(task) => return Ok(verdict(task.run(&sh, &load()?)?)),
         Command::Release(task) => return Ok(verdict(task.run(&sh, &load()?)?)),
         Command::Rollback(task) => return Ok(verdict(task.run(&sh, &load()?)?)),
-        Command::Samples(task) => task.run()?,
+        Command::Inspect(task) => return Ok(verdict(task.run()?)),
+        // Outside a workspace it needs --version; inside, VERSION is used.
+        Command::Samples(task) => task.run(load().ok().as_ref())?,
         Command::Bench(task) => {
             let ws = load()?;
             task.run(&sh, &ws, &ws.config_path)?;

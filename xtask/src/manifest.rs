@@ -39,6 +39,10 @@ pub struct View {
     pub size: Option<u64>,
     /// `artifact.ed25519`: the DMG's signature, base64.
     pub ed25519: Option<String>,
+    /// `artifact.arch`, as the app's executable says (`universal2`).
+    pub arch: Option<String>,
+    /// `artifact.min_os`: the app's `LSMinimumSystemVersion`.
+    pub min_os: Option<String>,
 }
 
 impl View {
@@ -55,6 +59,8 @@ impl View {
             sha256: text(art.and_then(|a| a.get("sha256"))),
             size: art.and_then(|a| a.get("size")).and_then(Value::as_u64),
             ed25519: text(art.and_then(|a| a.get("ed25519"))),
+            arch: text(art.and_then(|a| a.get("arch"))),
+            min_os: text(art.and_then(|a| a.get("min_os"))),
         }
     }
 }
@@ -331,7 +337,7 @@ mod tests {
 
     #[test]
     fn the_view_reads_the_fields_we_use() {
-        let text = "{\"version\": \"2.0.0.5\", \"build\": \"2.0.0.5\", \"artifact\": {\"size\": 12, \"sha256\": \"ab\", \"ed25519\": \"c2ln\"}, \"other\": 1}";
+        let text = "{\"version\": \"2.0.0.5\", \"build\": \"2.0.0.5\", \"artifact\": {\"size\": 12, \"sha256\": \"ab\", \"ed25519\": \"c2ln\", \"arch\": \"universal2\", \"min_os\": \"11.0\"}, \"other\": 1}";
         let view = View::parse("m.json", text).unwrap();
         assert_eq!(
             view,
@@ -341,6 +347,8 @@ mod tests {
                 sha256: Some("ab".into()),
                 size: Some(12),
                 ed25519: Some("c2ln".into()),
+                arch: Some("universal2".into()),
+                min_os: Some("11.0".into()),
             }
         );
         // Missing or mistyped fields read as absent.

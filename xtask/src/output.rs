@@ -45,7 +45,7 @@ macro_rules! say {
 pub fn check_json(r: &CheckResult) -> Value {
     json!({
         "id": r.id,
-        "status": match r.status { Status::Pass => "pass", Status::Fail => "fail", Status::Skip => "skip" },
+        "status": match r.status { Status::Pass => "pass", Status::Fail => "fail", Status::Skip => "skip", Status::Warn => "warn" },
         "message": r.message,
         "fix": r.fix,
         "figures": r.figures.clone().unwrap_or_else(|| json!({})),

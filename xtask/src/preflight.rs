@@ -46,8 +46,10 @@ pub fn checks(sh: &Shell, ws: &Workspace, channel_name: &str) -> Result<Vec<Chec
     let (gh_rows, gh_ready) = auth::checks(&gh);
     out.extend(gh_rows);
 
-    // 2. The inbox.
-    out.extend(inbox_checks(&ws.root.join(ws.inbox_dir(channel_name))));
+    // 2. The inbox, and the app inside each artifact.
+    let inbox = ws.root.join(ws.inbox_dir(channel_name));
+    out.extend(inbox_checks(&inbox));
+    out.extend(crate::preflight_artifacts::checks(ws, &inbox));
 
     // 3. The server deploy: the feed answers, gRPC speaks TLS with h2, and
     //    the gRPC service answers a call.

@@ -17,7 +17,6 @@ use anyhow::{bail, Context, Result};
 use xshell::Shell;
 
 use crate::{
-    artifact,
     az::Az,
     changes,
     cli::{Bump, Rehearse, Release, Rollback},
@@ -86,8 +85,8 @@ impl Rehearse {
                             allow_downgrade: false,
                         }
                         .run(sh, &tws)?;
-                        artifact::write_sample_dmg(&inbox.join("Nexy.dmg"), 6 << 20, n)?;
-                        artifact::write_sample_pkg(&inbox.join("Nexy.pkg"), 3 << 20, n + 100)?;
+                        let spec = crate::samples::spec_for(Some(&tws), None, None, n)?;
+                        crate::samples::write_both(&inbox, 6 << 20, 3 << 20, &spec)?;
                         Release {
                             channel: "stable".into(),
                             dry_run: false,

@@ -11,6 +11,9 @@ pub enum Status {
     Pass,
     Fail,
     Skip,
+    /// Passes, but a person should look (an unsigned artifact, a PKG
+    /// version that disagrees with VERSION).
+    Warn,
 }
 
 impl Status {
@@ -19,6 +22,7 @@ impl Status {
             Status::Pass => "ok",
             Status::Fail => "FAIL",
             Status::Skip => "skip",
+            Status::Warn => "warn",
         }
     }
 }
@@ -51,6 +55,16 @@ impl CheckResult {
         CheckResult {
             id,
             status: Status::Fail,
+            message: message.into(),
+            fix: fix.into(),
+            figures: None,
+        }
+    }
+
+    pub fn warn(id: &'static str, message: impl Into<String>, fix: impl Into<String>) -> Self {
+        CheckResult {
+            id,
+            status: Status::Warn,
             message: message.into(),
             fix: fix.into(),
             figures: None,
@@ -104,9 +118,15 @@ pub fn render(title: &str, results: &[CheckResult]) -> String {
         }
     }
     let failed = results.iter().filter(|r| r.status == Status::Fail).count();
+    let warned = results.iter().filter(|r| r.status == Status::Warn).count();
+    let warnings = if warned == 0 {
+        String::new()
+    } else {
+        format!(", {warned} warning(s)")
+    };
     let _ = writeln!(
         out,
-        "{title}: {}",
+        "{title}: {}{warnings}",
         if failed == 0 {
             "all checks passed".to_string()
         } else {

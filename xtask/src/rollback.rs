@@ -52,14 +52,6 @@ impl Rollback {
              \x20        this only stops new installs of {live}. Republishing old bytes under a higher version would make updated\n\
              \x20        clients loop. The remedy for them is to roll forward: fix, `cargo xtask bump <above {live}>`, `cargo xtask release`."
         );
-        // The bytes' own version (CFBundleShortVersionString) sits inside a
-        // compressed UDIF image or a zlib-compressed xar; we cannot read it
-        // here, so we say so. What we do guarantee: the manifest written is
-        // the one archived with these very bytes, never a higher version.
-        crate::say!(
-            "note: the embedded version of the archived bytes (Info.plist / PackageInfo) cannot be read from a compressed DMG or PKG here;\n\
-             \x20     the archived manifest of {target}, written with these same bytes, is restored unchanged."
-        );
         let dir = archive::root_of(&ws.root).join(target.to_string());
         let job = Job::new(sh, ws, &self.channel)?;
         let locals = job.artifacts(&dir)?;
@@ -67,6 +59,11 @@ impl Rollback {
         let restore = std::fs::read_to_string(dir.join(&manifest_file)).ok();
         if let Err(why) = archive::consistent(&dir, restore.as_deref()) {
             bail!("the archive of {target} is not a rollback point: {why}; pick another with --to");
+        }
+        // The bytes' own Info.plist must say the target's version too: the
+        // archived manifest may have been written for a stale DMG.
+        if let Some(why) = crate::preflight_artifacts::version_mismatch(ws, &dir, &target) {
+            bail!("the archive of {target} holds other bytes: {why}; restore the real {target} artifacts into {} or pick another with --to", dir.display());
         }
         crate::say!("if this is interrupted, run `cargo xtask rollback --to {target}` again: it resumes from live state");
         if restore.is_none() {

@@ -45,6 +45,8 @@ struct Promise {
     size: u64,
     sha256: String,
     ed25519: String,
+    arch: String,
+    min_os: String,
 }
 
 fn promise(ws: &Workspace, channel: &Channel) -> Result<(Promise, Vec<String>)> {
@@ -57,6 +59,8 @@ fn promise(ws: &Workspace, channel: &Channel) -> Result<(Promise, Vec<String>)> 
         size: view.size.unwrap_or(0),
         sha256: view.sha256.unwrap_or_default(),
         ed25519: view.ed25519.unwrap_or_default(),
+        arch: view.arch.unwrap_or_default(),
+        min_os: view.min_os.unwrap_or_default(),
     };
     Ok((promise, manifest::problems(&map, channel)))
 }
@@ -93,7 +97,7 @@ pub fn dod(
     let gh_cfg = &ws.config.github;
     let stable = channel_name == "stable";
     let inbox = ws.root.join(ws.inbox_dir(channel_name)).join("Nexy.dmg");
-    let probes: Vec<Probe> = vec![
+    let mut probes: Vec<Probe> = vec![
         Box::new(|| asset_check(&gh, &channel.dmg_tag, "Nexy.dmg", &p)),
         Box::new(|| url_check(&agent, &gh_cfg.fetch_url(&channel.dmg_url), &p, deep)),
         Box::new(|| {
@@ -139,6 +143,18 @@ pub fn dod(
             )
         }),
     ];
+    if deep {
+        // The app a client installs says what the manifest says.
+        probes.push(Box::new(|| {
+            let url = gh_cfg.fetch_url(&channel.dmg_url);
+            crate::preflight_artifacts::deep_app_check(
+                ws,
+                &agent,
+                &url,
+                (&p.version, &p.arch, &p.min_os),
+            )
+        }));
+    }
     let mut latest: Vec<CheckResult> = probes.iter().map(|f| f()).collect();
     let mut rounds = 1;
     while latest.iter().any(|r| r.status == Status::Fail) && Instant::now() + interval < deadline {

@@ -54,11 +54,18 @@ fn verify_deep_names_the_stale_public_url() {
     let run = st.run(&["verify", "--deep", "--timeout", "2"]);
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
     let failing: Vec<&str> = run.stdout.lines().filter(|l| l.contains("FAIL")).collect();
-    // Exactly the two public URLs disagree (both sit behind the cache).
+    // Exactly the two public URLs disagree (both sit behind the cache),
+    // and the app inside the DMG the public URL serves is the old one.
     assert_eq!(
         failing.len(),
-        2,
+        3,
         "only the public URLs disagree:\n{}",
+        run.stdout
+    );
+    assert!(
+        failing[2].trim_start().starts_with("dmg-app")
+            && failing[2].contains("CFBundleVersion is 2.0.0.5, VERSION 2.0.0.6"),
+        "{}",
         run.stdout
     );
     assert!(

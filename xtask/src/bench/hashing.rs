@@ -192,9 +192,7 @@ pub fn run(
 /// in the page cache. Returns the reference digest and the times of
 /// `timed` more in-process runs of our hasher on the warm file.
 fn prepare(path: &Path, bytes: u64, seed: u64, timed: usize) -> Result<(String, Vec<Duration>)> {
-    // The sample DMG writer is exactly a stream of pseudo-random 1 MiB
-    // chunks (plus a 512-byte trailer), which is what this needs.
-    artifact::write_sample_dmg(path, bytes, seed)?;
+    artifact::write_random(path, bytes, seed)?;
     let warm = hash::file_digest(path)?;
     if warm.size != bytes {
         bail!(

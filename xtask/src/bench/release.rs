@@ -31,7 +31,6 @@ use super::{
     which, Section, Verdict,
 };
 use crate::{
-    artifact,
     az::Az,
     changes,
     cli::{Bump, Publish, Release},
@@ -355,8 +354,8 @@ impl Bench<'_> {
             allow_downgrade: false,
         }
         .run(self.sh, self.ws)?;
-        artifact::write_sample_dmg(&self.inbox.join("Nexy.dmg"), self.sizes.0, seed)?;
-        artifact::write_sample_pkg(&self.inbox.join("Nexy.pkg"), self.sizes.1, seed + 100)?;
+        let spec = crate::samples::spec_for(Some(self.ws), None, None, seed)?;
+        crate::samples::write_both(&self.inbox, self.sizes.0, self.sizes.1, &spec)?;
         Ok(())
     }
 

@@ -204,6 +204,10 @@ impl<'a> Job<'a> {
         art.insert("url".into(), Value::String(self.channel.dmg_url.clone()));
         art.insert("size".into(), Value::Number(dmg.digest.size.into()));
         art.insert("sha256".into(), Value::String(dmg.digest.sha256.clone()));
+        // What the app inside says, not constants.
+        let (arch, min_os) = crate::preflight_artifacts::manifest_fields(self.ws, &dmg.path)?;
+        art.insert("arch".into(), Value::String(arch));
+        art.insert("min_os".into(), Value::String(min_os));
         match &self.ws.config.signing {
             Some(signing) => {
                 let key = crate::signing::load_private_key(signing.private_key_file.as_deref())?;
