@@ -1,6 +1,10 @@
 //! Table tests of the planner: one row for every live state a killed
 //! release or rollback can leave behind (the states `tests/fault_matrix.rs`
 //! produces end to end), each with the steps the rerun must take.
+//!
+//! Over 600 lines on purpose: it is one table, a row per live state, and a
+//! reader checks the planner by reading the rows side by side; split, the
+//! states a kill can leave behind would be in two places to compare.
 
 use std::{collections::BTreeMap, path::PathBuf};
 
