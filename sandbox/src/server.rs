@@ -163,6 +163,10 @@ fn serve_conn(app: &App, stream: TcpStream) -> Result<()> {
         };
         let delay = app.faults_snapshot().delay_for(&req.method, &req.url);
         if delay > 0 {
+            // Logged on arrival, so that a test can kill its sender while
+            // the request is known to be held here, not merely sent.
+            LoggedRequest::new("held", &req.method, &req.url, 0, &req.body)
+                .append_to(&app.log_path())?;
             std::thread::sleep(Duration::from_millis(delay.min(MAX_SLEEP_MS)));
         }
         let mut resp = match injected_failure(app, &req) {

@@ -471,8 +471,25 @@ fn kill_at(st: &Stage, point: KillPoint, live_id: u64) {
         "{point:?}: no process {process:?} appeared:\n{}",
         child.output()
     );
-    // Well inside the hold: the request is sent and not answered yet.
-    std::thread::sleep(Duration::from_millis(600));
+    // Well inside the hold: the request has reached the stand-in and is not
+    // answered yet. Waiting for its arrival, not a fixed time, keeps the kill
+    // point when a loaded machine is slow to start gh.
+    if method.is_empty() {
+        std::thread::sleep(Duration::from_millis(600));
+    } else {
+        let held = |st: &Stage| {
+            st.sb
+                .requests()
+                .into_iter()
+                .skip(from)
+                .any(|r| r.kind == "held" && r.method == method && r.url.contains(needle))
+        };
+        assert!(
+            wait_until(limit, || held(st)),
+            "{point:?}: the stand-in never received the held {method}:\n{}",
+            child.output()
+        );
+    }
     assert!(
         sending(),
         "{point:?}: {process:?} was done before the kill:\n{}",
