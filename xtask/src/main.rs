@@ -7,6 +7,7 @@
 mod artifact;
 mod auth;
 mod az;
+mod azure_cli;
 mod bench;
 mod bump;
 mod changes;

@@ -1,6 +1,6 @@
 //! `cargo xtask sandbox up|config`: the local stand-in of production.
 //!
-//! The stand-in itself (GitHub for the real gh, the az executable, the
+//! The stand-in itself (GitHub for the real gh, Azure for the real az, the
 //! update feed) is the separate `nexy-sandbox` crate, so that its TLS and
 //! server code never weighs on the everyday `cargo xtask` build; this
 //! module only starts it and writes the release target that points at it.
@@ -129,6 +129,7 @@ impl StandIn {
                     .map(PathBuf::from)
             })
             .context("cargo did not report the nexy-sandbox executable")?;
+        let az = crate::azure_cli::ensure(sh, project_root())?;
         fs::create_dir_all(state).with_context(|| format!("cannot create {}", state.display()))?;
         let state = fs::canonicalize(state)?;
         let started = SystemTime::now();
@@ -136,7 +137,7 @@ impl StandIn {
         let parent = std::process::id().to_string();
         let mut command: Command = cmd!(
             sh,
-            "{binary} up --state {state} --port {port} --parent-pid {parent}"
+            "{binary} up --state {state} --port {port} --parent-pid {parent} --az {az}"
         )
         .into();
         let mut child = command

@@ -128,6 +128,7 @@ struct Bench<'a> {
 struct Mark {
     at: Instant,
     spawned: usize,
+    az_spawned: usize,
     log_offset: usize,
 }
 
@@ -358,6 +359,7 @@ impl Bench<'_> {
     fn mark(&self) -> Result<Mark> {
         let at = Instant::now();
         let spawned = proc::SPAWNED.load(Ordering::Relaxed);
+        let az_spawned = proc::AZ_SPAWNED.load(Ordering::Relaxed);
         let log =
             fs::read(&self.log).with_context(|| format!("cannot read {}", self.log.display()))?;
         // Only whole lines: the stand-in may be writing one right now.
@@ -365,27 +367,24 @@ impl Bench<'_> {
         Ok(Mark {
             at,
             spawned,
+            az_spawned,
             log_offset,
         })
     }
 
-    /// Processes and uploaded bytes between two marks. az invocations are
-    /// counted from the stand-in's log; every other process a release
-    /// spawns (through `proc::run`) is a gh.
+    /// Processes and uploaded bytes between two marks: az invocations are
+    /// the `az` processes spawned, every other process a release spawns
+    /// (through `proc::run`) is a gh.
     fn usage(&self, from: &Mark, to: &Mark) -> Result<Usage> {
         let log =
             fs::read(&self.log).with_context(|| format!("cannot read {}", self.log.display()))?;
         let window = log.get(from.log_offset..to.log_offset).unwrap_or_default();
-        let mut az = 0;
         let mut uploaded = 0;
         for line in window.split(|&b| b == b'\n') {
             let Ok(entry) = serde_json::from_slice::<Value>(line) else {
                 continue;
             };
             let field = |k: &str| entry.get(k).and_then(Value::as_str).unwrap_or("");
-            if field("kind") == "az" {
-                az += 1;
-            }
             if field("kind") == "http"
                 && field("method") == "POST"
                 && field("url").starts_with("http://uploads.")
@@ -394,6 +393,7 @@ impl Bench<'_> {
             }
         }
         let spawned = to.spawned.saturating_sub(from.spawned);
+        let az = to.az_spawned.saturating_sub(from.az_spawned);
         Ok(Usage {
             wall: to.at.duration_since(from.at),
             gh: spawned.saturating_sub(az),
@@ -695,7 +695,7 @@ impl Bench<'_> {
         ));
         s.note("the target compares the publish stage (the one that uploads) with the floor; `vs floor` of the total is shown for reference");
         s.note("publish steps are the journal's (side by side ones overlap); `outside those` is the rest of the stage: the lock, hashing and reading live state before the first step, waiting for the deletes and the archive copy after the last");
-        s.note("gh = processes spawned (proc::SPAWNED) minus az runs; az = az invocations in the stand-in's request log; uploaded = bodies POSTed to the uploads host; MB = 10^6 bytes");
+        s.note("gh = processes spawned (proc::SPAWNED) minus az runs; az = az processes spawned (the real az 2.91); uploaded = bodies POSTed to the uploads host; MB = 10^6 bytes");
         s.note("the floor uploads both files in one gh process (gh sends them concurrently) to the DMG's release under fresh names; the raw floor POSTs them one after the other with the kernel copying the file");
         s.note(format!(
             "pollers GET each fixed URL every {} ms during our publish, the floors and the naive flow alike",
