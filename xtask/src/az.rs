@@ -187,8 +187,8 @@ impl<'a> Az<'a> {
                 Failure::NotFound => format!("check azure.resource_group `{rg}` and azure.vm_name `{vm}` in the release config"),
                 Failure::VmNotRunning => format!("the VM is not running: start it (`az vm start -g {rg} -n {vm}`) and run again"),
                 Failure::Forbidden => format!("your Azure identity may not run commands on {rg}/{vm}: ask for the Virtual Machine Contributor role on it"),
-                Failure::Busy => "another run-command kept the VM busy through every retry (a second operator?); wait for it and run again".to_string(),
-                Failure::ServerError | Failure::OperationFailed => "Azure kept failing through every retry; check the VM in the portal and run again (every VM step is safe to repeat)".to_string(),
+                Failure::Busy => "another run-command kept the VM busy through every retry (a second operator?): wait for it and run again".to_string(),
+                Failure::ServerError | Failure::OperationFailed => "Azure kept failing through every retry: check the VM in the portal and run again (every VM step is safe to repeat)".to_string(),
                 Failure::Other => "check `az account show` and your rights on the VM".to_string(),
             };
             bail!("az run-command on {rg}/{vm} failed: {said}; {fix}");

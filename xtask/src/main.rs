@@ -26,6 +26,7 @@ mod http;
 mod init;
 mod linked;
 mod manifest;
+mod netns;
 mod output;
 mod platform;
 mod preflight;

@@ -95,6 +95,17 @@ fn project_root() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
 }
 
+/// What the stand-in needs from the network: the real az installed and
+/// the stand-in built (so that a rehearsal can then run where only
+/// loopback exists).
+pub fn prepare(sh: &Shell) -> Result<()> {
+    crate::azure_cli::ensure(sh, project_root())?;
+    let _dir = sh.push_dir(project_root());
+    cmd!(sh, "cargo build -q -p nexy-sandbox --bins")
+        .run()
+        .context("building nexy-sandbox failed; run `cargo build -p nexy-sandbox` to see why")
+}
+
 /// A running `nexy-sandbox` process; stopped when dropped.
 pub struct StandIn {
     pub child: Child,
