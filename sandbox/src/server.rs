@@ -202,7 +202,7 @@ impl Sandbox {
         let dir = dir
             .canonicalize()
             .with_context(|| format!("canonicalize {}", dir.display()))?;
-        for sub in ["gh-config", "az", "feed", "bin", "vm-bin"] {
+        for sub in ["gh-config", "feed", "bin", "vm-bin"] {
             std::fs::create_dir_all(dir.join(sub))
                 .with_context(|| format!("mkdir {}/{sub}", dir.display()))?;
         }
