@@ -69,6 +69,23 @@ pub fn env(state: &Path) -> Vec<(String, String)> {
 /// `versionCheck.json` that makes az believe it checked just now.
 pub const VERSION_CHECK: &str = r#"{"versions":{"azure-cli":{"local":"2.91.0"},"core":{"local":"2.91.0"},"telemetry":{"local":"1.1.0"}},"update_time":"2099-01-01 00:00:00.000000"}"#;
 
+/// `az login` of the stand-in's service principal; `password` is `@-`
+/// (the secret on stdin) unless a test wants a wrong one.
+pub fn login_args(password: &str) -> Vec<&str> {
+    vec![
+        "login",
+        "--service-principal",
+        "-u",
+        crate::arm::APP_ID,
+        "-p",
+        password,
+        "--tenant",
+        crate::arm::TENANT,
+        "-o",
+        "none",
+    ]
+}
+
 /// Makes a fresh config dir and logs the service principal in.
 pub fn configure(
     state: &Path,
@@ -101,21 +118,7 @@ pub fn configure(
             None,
         ),
         (vec!["cloud", "set", "-n", cloud, "-o", "none"], None),
-        (
-            vec![
-                "login",
-                "--service-principal",
-                "-u",
-                crate::arm::APP_ID,
-                "-p",
-                "@-",
-                "--tenant",
-                crate::arm::TENANT,
-                "-o",
-                "none",
-            ],
-            Some(secret),
-        ),
+        (login_args("@-"), Some(secret)),
     ];
     for (args, stdin) in steps {
         let o = run(az, &args, state, extra_env, stdin)?;

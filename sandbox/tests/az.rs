@@ -118,19 +118,7 @@ fn az_not_logged_in_exits_1_and_a_wrong_secret_is_refused() {
     let o = az_script(&sb, "echo x");
     assert_eq!(o.code, 1);
     // Entra ID refuses a wrong secret (AADSTS7000215).
-    let o = az(
-        &sb,
-        &[
-            "login",
-            "--service-principal",
-            "-u",
-            nexy_sandbox::arm::APP_ID,
-            "-p",
-            "not-the-secret",
-            "--tenant",
-            nexy_sandbox::arm::TENANT,
-        ],
-    );
+    let o = az(&sb, &nexy_sandbox::azcli::login_args("not-the-secret"));
     assert_eq!(o.code, 1, "{}", o.stdout);
     assert!(o.stderr.contains("AADSTS7000215"), "{}", o.stderr);
     sb.set_az_logged_in(true).unwrap();

@@ -157,10 +157,13 @@ impl Rehearse {
                 took.as_secs_f64()
             );
         }
+        let az = crate::proc::AZ_SPAWNED.load(std::sync::atomic::Ordering::Relaxed);
+        let all = crate::proc::SPAWNED.load(std::sync::atomic::Ordering::Relaxed);
         crate::say!(
-            "rehearsal {} in {:.1}s; your working tree was not touched",
+            "rehearsal {} in {:.1}s ({az} az and {} other processes); your working tree was not touched",
             if ok { "passed" } else { "FAILED" },
-            total.elapsed().as_secs_f64()
+            total.elapsed().as_secs_f64(),
+            all.saturating_sub(az)
         );
         drop(stand_in);
         Ok(ok)

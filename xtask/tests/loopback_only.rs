@@ -190,18 +190,7 @@ fn traced_login(st: &Stage, name: &str, remove: &[&str]) -> (String, String) {
     let log = st.state_dir().join(format!("strace-{name}.log"));
     let mut cmd = strace(&log);
     cmd.arg(real_az())
-        .args([
-            "login",
-            "--service-principal",
-            "-u",
-            nexy_sandbox::arm::APP_ID,
-            "-p",
-            "@-",
-            "--tenant",
-            nexy_sandbox::arm::TENANT,
-            "-o",
-            "none",
-        ])
+        .args(nexy_sandbox::azcli::login_args("@-"))
         .envs(st.env())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

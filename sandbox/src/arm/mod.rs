@@ -251,20 +251,12 @@ fn serve_conn(app: &App, arm: &Arm, tcp: TcpStream) -> Result<()> {
         http::write_response(w, &resp, req.method == "HEAD")?;
         if !head.keep_alive() {
             w.conn.send_close_notify();
-            let _ = w.flush_tls();
+            // Best effort: the peer may already be gone.
+            let _ = std::io::Write::flush(w);
             return Ok(());
         }
     }
     Ok(())
-}
-
-trait FlushTls {
-    fn flush_tls(&mut self) -> std::io::Result<()>;
-}
-impl FlushTls for rustls::StreamOwned<rustls::ServerConnection, TcpStream> {
-    fn flush_tls(&mut self) -> std::io::Result<()> {
-        std::io::Write::flush(self)
-    }
 }
 
 fn log(app: &App, arm: &Arm, req: &ArmReq, target: &str, status: u16) -> Result<()> {
