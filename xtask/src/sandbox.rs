@@ -250,7 +250,12 @@ pub fn write_config(config: &Path, state: &Path) -> Result<PathBuf> {
         fs::read_to_string(config).with_context(|| format!("cannot read {}", config.display()))?;
     let rendered = render_config(&text, port, tls_port, &state.join("ca.pem"))?;
     let out = state.join("release.toml");
-    fs::write(&out, rendered).with_context(|| format!("cannot write {}", out.display()))?;
+    // Written aside and renamed into place: a reader that waits for the
+    // file (a test, a second terminal) never sees it half-written.
+    let part = state.join("release.toml.part");
+    fs::write(&part, rendered).with_context(|| format!("cannot write {}", part.display()))?;
+    fs::rename(&part, &out)
+        .with_context(|| format!("cannot rename {} to {}", part.display(), out.display()))?;
     Ok(out)
 }
 
