@@ -217,26 +217,35 @@ fn converged(
 #[test]
 fn every_kill_point_of_release_and_rollback_converges() {
     // How many requests a full run makes, to kill after each of them.
-    let (st, _) = staged();
-    let base = tool_requests(&st);
-    slow(&st);
-    assert_eq!(st.run(&["release"]).code, 0);
-    let release_steps = tool_requests(&st) - base;
-    st.sb.set_faults(Faults::default()).unwrap();
-    let base = tool_requests(&st);
-    slow(&st);
-    assert_eq!(st.run(&["rollback", "--to", "2.0.0.5"]).code, 0);
-    let rollback_steps = tool_requests(&st) - base;
-    drop(st);
+    // Each kill point spends a copy of one staged stand-in (`Stage::fork`:
+    // its own ports, request log and az login), not a release of its own:
+    // staging through the real az is most of a kill point's time.
+    let (ready, old) = staged();
+    let new = ready.inbox_bytes("Nexy.dmg");
+    let released = ready.fork();
+    let base = tool_requests(&released);
+    slow(&released);
+    assert_eq!(released.run(&["release"]).code, 0);
+    let release_steps = tool_requests(&released) - base;
+    released.sb.set_faults(Faults::default()).unwrap();
+    let newer = released.sb.asset_bytes("Update", "Nexy.dmg").unwrap();
+    let measure = released.fork();
+    let base = tool_requests(&measure);
+    slow(&measure);
+    assert_eq!(measure.run(&["rollback", "--to", "2.0.0.5"]).code, 0);
+    let rollback_steps = tool_requests(&measure) - base;
+    drop(measure);
+    let azure_template = ready.fork();
 
-    // The two loops are independent (a fresh stand-in per kill), so they
-    // run side by side.
+    // The three loops are independent (a copy of a stand-in per run), so
+    // they run side by side: much of a run is spent waiting on az's polls.
+    let (old2, new2) = (old.clone(), new.clone());
     let release = thread::spawn(move || {
+        let (template, old, new) = (ready, old2, new2);
         let mut injected = 0;
         let mut failures = Vec::new();
         for k in 1..release_steps {
-            let (st, old) = staged();
-            let new = st.inbox_bytes("Nexy.dmg");
+            let st = template.fork();
             slow(&st);
             if let Err(why) = run_and_kill(&st, &["release"], k) {
                 failures.push(format!("release: {why}"));
@@ -249,14 +258,13 @@ fn every_kill_point_of_release_and_rollback_converges() {
         }
         (injected, failures)
     });
+    let old3 = old.clone();
     let rollback = thread::spawn(move || {
+        let (template, old) = (released, old3);
         let mut injected = 0;
         let mut failures = Vec::new();
         for k in 1..rollback_steps {
-            let (st, old) = staged();
-            let run = st.run(&["release"]);
-            assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-            let newer = st.sb.asset_bytes("Update", "Nexy.dmg").unwrap();
+            let st = template.fork();
             slow(&st);
             if let Err(why) = run_and_kill(&st, &["rollback", "--to", "2.0.0.5"], k) {
                 failures.push(format!("rollback: {why}"));
@@ -275,28 +283,33 @@ fn every_kill_point_of_release_and_rollback_converges() {
         }
         (injected, failures)
     });
+    // Azure's faults, one release each.
+    let azure = thread::spawn(move || {
+        let mut injected = 0;
+        let mut failures = Vec::new();
+        for (name, f) in azure_faults() {
+            let st = azure_template.fork();
+            st.sb
+                .set_faults(Faults {
+                    azure: f,
+                    ..Faults::default()
+                })
+                .unwrap();
+            // It may pass (retried) or stop (not transient); either way the
+            // invariants hold and a rerun converges.
+            let _ = st.run(&["release"]);
+            injected += 1;
+            if let Err(why) = converged(&st, &["release"], &new, "2.0.0.5", &old) {
+                failures.push(format!("release with Azure fault `{name}`: {why}"));
+            }
+        }
+        (injected, failures)
+    });
     let (a, mut failures) = release.join().expect("the release loop");
     let (b, more) = rollback.join().expect("the rollback loop");
     failures.extend(more);
-    // Azure's faults, one release each (a fresh stand-in per fault).
-    let mut c = 0;
-    for (name, f) in azure_faults() {
-        let (st, old) = staged();
-        let new = st.inbox_bytes("Nexy.dmg");
-        st.sb
-            .set_faults(Faults {
-                azure: f,
-                ..Faults::default()
-            })
-            .unwrap();
-        // It may pass (retried) or stop (not transient); either way the
-        // invariants hold and a rerun converges.
-        let _ = st.run(&["release"]);
-        c += 1;
-        if let Err(why) = converged(&st, &["release"], &new, "2.0.0.5", &old) {
-            failures.push(format!("release with Azure fault `{name}`: {why}"));
-        }
-    }
+    let (c, more) = azure.join().expect("the Azure loop");
+    failures.extend(more);
     let injected = a + b + c;
     let listed = release_steps - 1 + rollback_steps - 1 + azure_faults().len();
     let ok = injected
