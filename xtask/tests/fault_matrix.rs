@@ -12,6 +12,7 @@ mod common;
 use std::{
     fs,
     process::{Child, Command, Stdio},
+    sync::atomic::{AtomicUsize, Ordering},
     thread,
     time::{Duration, Instant},
 };
@@ -214,6 +215,94 @@ fn converged(
     Ok(())
 }
 
+/// How many runs of the matrix go side by side.
+const JOBS: usize = 4;
+
+/// One run of the matrix: a kill after request `k` of a release or a
+/// rollback, or a release with the Azure fault of that index.
+#[derive(Clone, Copy, Debug)]
+enum Job {
+    Release(usize),
+    Rollback(usize),
+    Azure(usize),
+}
+
+struct Outcome {
+    job: Job,
+    /// The fault was injected (the kill point was reached).
+    injected: bool,
+    failure: Option<String>,
+}
+
+/// The staged stand-ins the runs copy, and the DMGs they expect.
+struct Ctx {
+    /// 2.0.0.5 live, 2.0.0.6 in the inbox.
+    ready: Stage,
+    /// 2.0.0.6 live, 2.0.0.5 archived.
+    released: Stage,
+    old: Vec<u8>,
+    new: Vec<u8>,
+    newer: Vec<u8>,
+}
+
+impl Ctx {
+    fn run(&self, job: Job) -> Outcome {
+        let (injected, failure) = match job {
+            Job::Release(k) => {
+                let st = self.ready.fork();
+                slow(&st);
+                match run_and_kill(&st, &["release"], k) {
+                    Err(why) => (false, Some(format!("release: {why}"))),
+                    Ok(()) => (
+                        true,
+                        converged(&st, &["release"], &self.new, "2.0.0.5", &self.old)
+                            .err()
+                            .map(|why| format!("release killed after request {k}: {why}")),
+                    ),
+                }
+            }
+            Job::Rollback(k) => {
+                let st = self.released.fork();
+                slow(&st);
+                let args = ["rollback", "--to", "2.0.0.5"];
+                match run_and_kill(&st, &args, k) {
+                    Err(why) => (false, Some(format!("rollback: {why}"))),
+                    Ok(()) => (
+                        true,
+                        converged(&st, &args, &self.old, "2.0.0.6", &self.newer)
+                            .err()
+                            .map(|why| format!("rollback killed after request {k}: {why}")),
+                    ),
+                }
+            }
+            Job::Azure(i) => {
+                let (name, f) = azure_faults().swap_remove(i);
+                let st = self.ready.fork();
+                st.sb
+                    .set_faults(Faults {
+                        azure: f,
+                        ..Faults::default()
+                    })
+                    .unwrap();
+                // It may pass (retried) or stop (not transient); either
+                // way the invariants hold and a rerun converges.
+                let _ = st.run(&["release"]);
+                (
+                    true,
+                    converged(&st, &["release"], &self.new, "2.0.0.5", &self.old)
+                        .err()
+                        .map(|why| format!("release with Azure fault `{name}`: {why}")),
+                )
+            }
+        };
+        Outcome {
+            job,
+            injected,
+            failure,
+        }
+    }
+}
+
 #[test]
 fn every_kill_point_of_release_and_rollback_converges() {
     // How many requests a full run makes, to kill after each of them.
@@ -235,81 +324,45 @@ fn every_kill_point_of_release_and_rollback_converges() {
     assert_eq!(measure.run(&["rollback", "--to", "2.0.0.5"]).code, 0);
     let rollback_steps = tool_requests(&measure) - base;
     drop(measure);
-    let azure_template = ready.fork();
 
-    // The three loops are independent (a copy of a stand-in per run), so
-    // they run side by side: much of a run is spent waiting on az's polls.
-    let (old2, new2) = (old.clone(), new.clone());
-    let release = thread::spawn(move || {
-        let (template, old, new) = (ready, old2, new2);
-        let mut injected = 0;
-        let mut failures = Vec::new();
-        for k in 1..release_steps {
-            let st = template.fork();
-            slow(&st);
-            if let Err(why) = run_and_kill(&st, &["release"], k) {
-                failures.push(format!("release: {why}"));
-                continue;
-            }
-            injected += 1;
-            if let Err(why) = converged(&st, &["release"], &new, "2.0.0.5", &old) {
-                failures.push(format!("release killed after request {k}: {why}"));
-            }
-        }
-        (injected, failures)
-    });
-    let old3 = old.clone();
-    let rollback = thread::spawn(move || {
-        let (template, old) = (released, old3);
-        let mut injected = 0;
-        let mut failures = Vec::new();
-        for k in 1..rollback_steps {
-            let st = template.fork();
-            slow(&st);
-            if let Err(why) = run_and_kill(&st, &["rollback", "--to", "2.0.0.5"], k) {
-                failures.push(format!("rollback: {why}"));
-                continue;
-            }
-            injected += 1;
-            if let Err(why) = converged(
-                &st,
-                &["rollback", "--to", "2.0.0.5"],
-                &old,
-                "2.0.0.6",
-                &newer,
-            ) {
-                failures.push(format!("rollback killed after request {k}: {why}"));
-            }
-        }
-        (injected, failures)
-    });
-    // Azure's faults, one release each.
-    let azure = thread::spawn(move || {
-        let mut injected = 0;
-        let mut failures = Vec::new();
-        for (name, f) in azure_faults() {
-            let st = azure_template.fork();
-            st.sb
-                .set_faults(Faults {
-                    azure: f,
-                    ..Faults::default()
+    // Every run spends a copy of a stand-in, so the runs are independent
+    // and `JOBS` of them run side by side: much of a run waits on az's
+    // polls and start-up, so even 2 cores keep more than 2 busy.
+    let jobs: Vec<Job> = (1..release_steps)
+        .map(Job::Release)
+        .chain((1..rollback_steps).map(Job::Rollback))
+        .chain((0..azure_faults().len()).map(Job::Azure))
+        .collect();
+    let ctx = Ctx {
+        ready,
+        released,
+        old,
+        new,
+        newer,
+    };
+    let next = AtomicUsize::new(0);
+    let outcomes: Vec<Outcome> = thread::scope(|s| {
+        let workers: Vec<_> = (0..JOBS)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut done = Vec::new();
+                    while let Some(job) = jobs.get(next.fetch_add(1, Ordering::SeqCst)) {
+                        done.push(ctx.run(*job));
+                    }
+                    done
                 })
-                .unwrap();
-            // It may pass (retried) or stop (not transient); either way the
-            // invariants hold and a rerun converges.
-            let _ = st.run(&["release"]);
-            injected += 1;
-            if let Err(why) = converged(&st, &["release"], &new, "2.0.0.5", &old) {
-                failures.push(format!("release with Azure fault `{name}`: {why}"));
-            }
-        }
-        (injected, failures)
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("a matrix worker"))
+            .collect()
     });
-    let (a, mut failures) = release.join().expect("the release loop");
-    let (b, more) = rollback.join().expect("the rollback loop");
-    failures.extend(more);
-    let (c, more) = azure.join().expect("the Azure loop");
-    failures.extend(more);
+    let count = |f: fn(&Job) -> bool| outcomes.iter().filter(|o| o.injected && f(&o.job)).count();
+    let a = count(|j| matches!(j, Job::Release(_)));
+    let b = count(|j| matches!(j, Job::Rollback(_)));
+    let c = count(|j| matches!(j, Job::Azure(_)));
+    let failures: Vec<String> = outcomes.into_iter().filter_map(|o| o.failure).collect();
     let injected = a + b + c;
     let listed = release_steps - 1 + rollback_steps - 1 + azure_faults().len();
     let ok = injected
