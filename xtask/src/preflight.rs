@@ -187,15 +187,17 @@ fn inbox_checks(inbox: &std::path::Path) -> Vec<CheckResult> {
 }
 
 /// The shell script that reports whether the key is set, never its value.
+/// A failing verdict exits 1, as the runbook's check did; az still exits 0
+/// (it reports no script's exit code), so the verdict is the marker.
 pub fn gemini_script(remote_base: &str) -> String {
     let env = proc::sh_quote(&format!("{remote_base}/config.env"));
     format!(
         "f={env}\n\
-         if [ ! -r \"$f\" ]; then echo NEXY_MARK:gemini:nofile; exit 0; fi\n\
+         if [ ! -r \"$f\" ]; then echo NEXY_MARK:gemini:nofile; exit 1; fi\n\
          v=$(grep -E '^GEMINI_API_KEY=' \"$f\" | tail -n 1 | cut -d= -f2- | tr -d '\"'\"'\"' \\t\\r')\n\
          case \"$v\" in\n\
-           '') echo NEXY_MARK:gemini:missing ;;\n\
-           YOUR_GEMINI_API_KEY_HERE) echo NEXY_MARK:gemini:placeholder ;;\n\
+           '') echo NEXY_MARK:gemini:missing; exit 1 ;;\n\
+           YOUR_GEMINI_API_KEY_HERE) echo NEXY_MARK:gemini:placeholder; exit 1 ;;\n\
            *) echo NEXY_MARK:gemini:present ;;\n\
          esac\n"
     )
