@@ -139,6 +139,20 @@ impl Rehearse {
                 },
             );
 
+        // The stand-in's request log proves who spoke to Azure: every ARM
+        // call must carry the real az's own User-Agent.
+        let (arm, by_az) = arm_calls(&stand_in.state)?;
+        if arm > 0 && by_az == arm {
+            crate::say!(
+                "Azure: {arm} ARM calls, every one with the real az's User-Agent {AZ_AGENT}"
+            );
+        } else {
+            ok = false;
+            crate::say!(
+                "Azure: {} of {arm} ARM calls lack the real az's User-Agent {AZ_AGENT} (the stand-in's request log says so)",
+                arm - by_az
+            );
+        }
         let stages_json: Vec<serde_json::Value> = stages
             .iter()
             .map(|(name, passed, took)| serde_json::json!({"name": name, "ok": passed, "seconds": (took.as_secs_f64() * 1000.0).round() / 1000.0}))
@@ -168,6 +182,33 @@ impl Rehearse {
         drop(stand_in);
         Ok(ok)
     }
+}
+
+/// How the real az 2.91.0 names itself to ARM.
+const AZ_AGENT: &str = "AZURECLI/2.91.0";
+
+/// The ARM calls (`/subscriptions/...`) in the stand-in's request log and
+/// how many of them carry `AZ_AGENT` (MSAL's token calls are Entra's and
+/// say `python-requests`).
+fn arm_calls(state: &Path) -> Result<(usize, usize)> {
+    let log = state.join("requests.jsonl");
+    let text =
+        fs::read_to_string(&log).with_context(|| format!("cannot read {}", log.display()))?;
+    let (mut arm, mut by_az) = (0, 0);
+    for line in text.lines() {
+        let r: serde_json::Value = serde_json::from_str(line)
+            .with_context(|| format!("{} holds a line that is not JSON", log.display()))?;
+        let url = r["url"].as_str().unwrap_or("");
+        if r["kind"] == "arm" && url.contains("/subscriptions") {
+            arm += 1;
+            by_az += usize::from(
+                r["user_agent"]
+                    .as_str()
+                    .is_some_and(|u| u.starts_with(AZ_AGENT)),
+            );
+        }
+    }
+    Ok((arm, by_az))
 }
 
 /// The next version: the last number plus one.
