@@ -61,19 +61,7 @@ fn copy_tree(from: &Path, to: &Path) {
 impl Stage {
     /// A stand-in whose VM runs the workspace's current release.
     pub fn new() -> Stage {
-        let fx = Fixture::new();
-        let sb = Sandbox::start(Options {
-            systemctl_binary: Some(systemctl_binary()),
-            az: Some(real_az()),
-            ..Options::default()
-        })
-        .expect("the stand-in starts");
-        let stage = Stage {
-            config: sb.state_dir().join("release.toml"),
-            fx,
-            sb,
-            _state: None,
-        };
+        let stage = Stage::serve(Fixture::new(), None);
         // The VM serves what the workspace says is live.
         let app = stage.sb.vm_app_dir();
         let version = stage.fx.read("VERSION").trim().to_string();
@@ -117,21 +105,27 @@ impl Stage {
         for own in ["requests.jsonl", "sandbox.json", "release.toml", "env"] {
             let _ = fs::remove_file(state.path().join(own));
         }
+        let stage = Stage::serve(fx, Some(state));
+        stage.write_release_target();
+        stage
+    }
+
+    /// Starts a stand-in with the real az on `state` (a fresh temporary
+    /// dir the stand-in removes when `None`) for the workspace `fx`.
+    fn serve(fx: Fixture, state: Option<tempfile::TempDir>) -> Stage {
         let sb = Sandbox::start(Options {
-            state_dir: Some(state.path().to_path_buf()),
+            state_dir: state.as_ref().map(|d| d.path().to_path_buf()),
             systemctl_binary: Some(systemctl_binary()),
             az: Some(real_az()),
             ..Options::default()
         })
-        .expect("the forked stand-in starts");
-        let stage = Stage {
+        .expect("the stand-in starts");
+        Stage {
             config: sb.state_dir().join("release.toml"),
             fx,
             sb,
-            _state: Some(state),
-        };
-        stage.write_release_target();
-        stage
+            _state: state,
+        }
     }
 
     pub fn env(&self) -> Vec<(String, String)> {
