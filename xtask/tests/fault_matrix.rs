@@ -5,7 +5,8 @@
 //! Definition of Done with the right bytes live. Every kill point from 1 to
 //! the request count of a full run must be reached. The test prints
 //! `N faults injected, N converged` and fails if any point was not reached
-//! or did not converge.
+//! or did not converge. Each run (each kill point, each Azure fault) has a
+//! stand-in of its own, a copy of one staged before (`Stage::fork`).
 
 mod common;
 
