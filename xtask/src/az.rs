@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::Value;
 use xshell::{cmd, Shell};
 
-use crate::{gh::last_lines, proc};
+use crate::{proc, util::last_lines};
 
 /// A run-command on a busy VM takes tens of seconds; it must not hang us.
 const RUN_TIMEOUT: Duration = Duration::from_secs(300);

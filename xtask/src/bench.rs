@@ -234,7 +234,7 @@ impl Measured {
 
     /// The last lines of stderr, for an error message.
     pub fn said(&self) -> String {
-        crate::gh::last_lines(&self.stderr, 3)
+        crate::util::last_lines(&self.stderr, 3)
     }
 }
 

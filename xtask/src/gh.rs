@@ -19,6 +19,7 @@ use xshell::{cmd, Shell};
 use crate::{
     proc,
     progress::{self, FileWatch, Meter},
+    util::last_lines,
 };
 
 /// Uploads of ~270 MB must finish in this time or the step fails.
@@ -357,22 +358,6 @@ pub fn parse_release(out: &proc::Output, tag: &str) -> Result<Option<Release>> {
     Ok(Some(release))
 }
 
-/// The last `n` non-empty lines of a command's output, joined.
-pub fn last_lines(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
-    let start = lines.len().saturating_sub(n);
-    let joined = lines[start..].join(" / ");
-    if joined.is_empty() {
-        "no output".to_string()
-    } else {
-        joined
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,6 +371,5 @@ mod tests {
         let r: Release = serde_json::from_str(json).unwrap();
         assert_eq!(r.asset("Nexy.dmg").unwrap().sha256(), Some("abc"));
         assert!(r.asset("Nexy.pkg").is_none());
-        assert_eq!(last_lines("a\n\nb\nc\n", 2), "b / c");
     }
 }

@@ -4,6 +4,7 @@
 //! command goes through, loads the workspace and dispatches. Exit codes:
 //! 0 success, 1 problems found or a step failed, 2 usage or config error.
 
+mod archive;
 mod artifact;
 mod az;
 mod bench;
@@ -17,7 +18,9 @@ mod gh;
 mod hash;
 mod hook;
 mod http;
+mod journal;
 mod linked;
+mod lock;
 mod manifest;
 mod output;
 mod preflight;
@@ -33,8 +36,10 @@ mod sandbox;
 mod secrets;
 mod signing;
 mod template;
+mod util;
 mod verify;
 mod version;
+mod vm;
 
 use std::process::ExitCode;
 

@@ -27,6 +27,47 @@ pub fn parse(path: &str, text: &str) -> Result<Map<String, Value>> {
     }
 }
 
+/// The fields of a manifest this tool reads, typed. Writing goes through
+/// the map ([`parse`], [`to_python_json`]), which keeps unknown keys.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct View {
+    pub version: Option<String>,
+    /// `artifact.sha256`: the DMG the manifest describes.
+    pub sha256: Option<String>,
+    /// `artifact.size`.
+    pub size: Option<u64>,
+}
+
+impl View {
+    pub fn parse(path: &str, text: &str) -> Result<View> {
+        Ok(View::of(&parse(path, text)?))
+    }
+
+    pub fn of(map: &Map<String, Value>) -> View {
+        let art = map.get("artifact");
+        View {
+            version: map
+                .get("version")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            sha256: art
+                .and_then(|a| a.get("sha256"))
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            size: art.and_then(|a| a.get("size")).and_then(Value::as_u64),
+        }
+    }
+}
+
+/// The manifest's file name on the VM and in an archive
+/// (`manifest.json` for stable): the last part of the channel's path.
+pub fn file_name(rel: &str) -> String {
+    std::path::Path::new(rel)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "manifest.json".to_string())
+}
+
 fn kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",

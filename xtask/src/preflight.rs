@@ -224,7 +224,7 @@ fn gemini_check(sh: &Shell, ws: &Workspace) -> CheckResult {
             Some("nofile") => CheckResult::fail("gemini-key", format!("{env} does not exist on the VM"), fix),
             _ => CheckResult::fail(
                 "gemini-key",
-                format!("the check script printed no verdict (az exits 0 even when a script fails); stderr: {}", crate::gh::last_lines(&out.stderr, 2)),
+                format!("the check script printed no verdict (az exits 0 even when a script fails); stderr: {}", crate::util::last_lines(&out.stderr, 2)),
                 "run the check again; if it persists, inspect the VM with `az vm run-command invoke`",
             ),
         },

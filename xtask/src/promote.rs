@@ -22,7 +22,7 @@ use crate::{
     gh::Gh,
     hash, manifest,
     progress::Meter,
-    publish::{Job, Local},
+    publish::{Artifact, Job},
     report, say, verify,
 };
 
@@ -151,7 +151,7 @@ impl Promote {
                 } else {
                     &to.pkg_tag
                 };
-                locals.push(Local {
+                locals.push(Artifact {
                     kind,
                     path,
                     digest,
@@ -169,7 +169,7 @@ impl Promote {
                 old: target_text.clone(),
                 new,
             };
-            let mut job = Job::new(sh, ws, &self.to)?;
+            let job = Job::new(sh, ws, &self.to)?;
             job.execute(&locals, Some(change), false)?;
             let results = verify::dod(
                 sh,

@@ -22,10 +22,11 @@ use crate::{
     changes,
     cli::{Bump, Rehearse, Release, Rollback},
     config::{Workspace, INBOX},
-    publish, report,
+    manifest, report,
     sandbox::{self, StandIn},
     verify,
     version::{self, Version},
+    vm,
 };
 
 impl Rehearse {
@@ -121,7 +122,7 @@ impl Rehearse {
                 &mut || {
                     let results = verify::dod(sh, &tws, "stable", true, Duration::from_secs(30))?;
                     crate::output::say_raw(&report::render("verify (DoD)", &results));
-                    let archived = publish::archived_versions(&root);
+                    let archived = crate::archive::versions(&root);
                     crate::say!(
                         "archives kept: {}",
                         archived
@@ -197,18 +198,12 @@ pub(crate) fn seed_vm(sh: &Shell, ws: &Workspace) -> Result<()> {
     let version = changes::read_text(&ws.root, &cfg.version_file)?
         .trim()
         .to_string();
-    let script = publish::sync_vm_script(
-        &cfg.azure.remote_base,
-        "manifest.json",
-        &version,
-        &manifest,
-        true,
-    );
-    let out = Az::new(sh, &cfg.azure.resource_group, &cfg.azure.vm_name).run_script(&script)?;
-    if out.marker("sync").is_none_or(|m| !m.starts_with("ok:")) {
-        bail!("seeding the stand-in VM failed: {}", out.stderr);
-    }
-    Ok(())
+    let target = vm::Target {
+        base: cfg.azure.remote_base.clone(),
+        manifest_file: manifest::file_name(&stable.manifest),
+    };
+    let az = Az::new(sh, &cfg.azure.resource_group, &cfg.azure.vm_name);
+    vm::sync(&az, &target, &version, &manifest, true).context("seeding the stand-in VM failed")
 }
 
 fn which(program: &str) -> Option<PathBuf> {

@@ -14,9 +14,10 @@ use anyhow::{bail, Result};
 use xshell::Shell;
 
 use crate::{
+    archive,
     cli::Rollback,
     config::{Workspace, INBOX},
-    publish::{self, Job},
+    publish::Job,
     report, verify,
     version::Version,
 };
@@ -28,7 +29,7 @@ impl Rollback {
             .map_err(|e| {
                 anyhow::anyhow!("the repository's manifest version is not a version: {e}")
             })?;
-        let archived = publish::archived_versions(&ws.root);
+        let archived = archive::versions(&ws.root);
         let target = match &self.to {
             Some(v) => {
                 let v: Version = v.parse().map_err(|e| crate::UsageError(format!("{e}")))?;
@@ -59,19 +60,12 @@ impl Rollback {
             "note: the embedded version of the archived bytes (Info.plist / PackageInfo) cannot be read from a compressed DMG or PKG here;\n\
              \x20     the archived manifest of {target}, written with these same bytes, is restored unchanged."
         );
-        let dir = ws
-            .root
-            .join(INBOX)
-            .join(".archive")
-            .join(target.to_string());
-        let mut job = Job::new(sh, ws, &self.channel)?;
-        let locals = job.locals(&dir)?;
-        let manifest_file = std::path::Path::new(&job.channel.manifest)
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let dir = archive::root_of(&ws.root).join(target.to_string());
+        let job = Job::new(sh, ws, &self.channel)?;
+        let locals = job.artifacts(&dir)?;
+        let manifest_file = job.manifest_file();
         let restore = std::fs::read_to_string(dir.join(&manifest_file)).ok();
-        if let Err(why) = publish::archive_consistent(&dir, restore.as_deref()) {
+        if let Err(why) = archive::consistent(&dir, restore.as_deref()) {
             bail!("the archive of {target} is not a rollback point: {why}; pick another with --to");
         }
         crate::say!("if this is interrupted, run `cargo xtask rollback --to {target}` again: it resumes from live state");

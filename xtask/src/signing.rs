@@ -17,15 +17,26 @@ use std::{
 };
 
 use anyhow::{bail, Context, Result};
+use base64::Engine as _;
 use ed25519_dalek::{hazmat::ExpandedSecretKey, Signature, SigningKey, Verifier, VerifyingKey};
 
 use crate::{
     changes::{self, FileChange},
     cli::Keygen,
     config::Workspace,
-    publish::{base64_decode, base64_encode},
     say,
+    util::BASE64,
 };
+
+fn base64_encode(bytes: &[u8]) -> String {
+    BASE64.encode(bytes)
+}
+
+/// Decodes base64 text, surrounding whitespace (a pasted key's newline)
+/// ignored.
+fn base64_decode(text: &str) -> std::result::Result<Vec<u8>, base64::DecodeError> {
+    BASE64.decode(text.trim())
+}
 
 /// The environment variable that may carry the private key (base64).
 pub const KEY_ENV: &str = "NEXY_ED25519_KEY";

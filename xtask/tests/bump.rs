@@ -395,3 +395,34 @@ fn a_file_added_in_config_is_bumped_without_code_changes() {
         "release 2.0.0.6 # keep\n"
     );
 }
+
+#[test]
+fn the_fixture_copies_only_tracked_files() {
+    // An artifact an operator left in the real inbox (untracked, ignored)
+    // must not reach a test's workspace.
+    let root = common::repo_root();
+    let probe = root.join(format!(
+        "release_inbox/.fixture-probe-{}.dmg",
+        std::process::id()
+    ));
+    fs::write(&probe, b"left behind").unwrap();
+    let fx = Fixture::new();
+    fs::remove_file(&probe).unwrap();
+    let copied: Vec<_> = fx.snapshot().into_keys().collect();
+    assert!(
+        !copied
+            .iter()
+            .any(|p| p.starts_with("release_inbox/.fixture-probe")),
+        "{copied:?}"
+    );
+    // Every tracked release file is there, with its bytes.
+    let mut tracked = common::tracked(&root, &common::RELEASE_FILES);
+    tracked.sort();
+    assert_eq!(copied, tracked);
+    for rel in &tracked {
+        assert_eq!(
+            fs::read(fx.root().join(rel)).unwrap(),
+            fs::read(root.join(rel)).unwrap()
+        );
+    }
+}

@@ -2,8 +2,10 @@
 //! after each request they make to GitHub or the VM has taken effect, then
 //! run again. After every kill: no tag or release was created, the archive
 //! of the previous version is intact, and the rerun converges to a passing
-//! Definition of Done with the right bytes live. The test prints
-//! `N faults injected, N converged` and fails if any did not converge.
+//! Definition of Done with the right bytes live. Every kill point from 1 to
+//! the request count of a full run must be reached. The test prints
+//! `N faults injected, N converged` and fails if any point was not reached
+//! or did not converge.
 
 mod common;
 
@@ -56,19 +58,22 @@ fn slow(st: &Stage) {
 }
 
 /// Runs `args` and kills it once `k` more requests have taken effect.
-/// Returns false when the command finished before reaching `k`.
-fn run_and_kill(st: &Stage, args: &[&str], k: usize) -> bool {
+/// An error says how far a run got that finished before reaching `k`.
+fn run_and_kill(st: &Stage, args: &[&str], k: usize) -> Result<(), String> {
     let base = tool_requests(st);
     let mut child = spawn(st, args);
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        if child.try_wait().unwrap().is_some() {
-            return false;
+        if let Some(status) = child.try_wait().unwrap() {
+            return Err(format!(
+                "kill point {k} was never reached: the run ended ({status}) after {} request(s)",
+                tool_requests(st) - base
+            ));
         }
         if tool_requests(st) >= base + k {
             let _ = child.kill();
             let _ = child.wait();
-            return true;
+            return Ok(());
         }
         assert!(Instant::now() < deadline, "{args:?} hung");
         thread::sleep(Duration::from_millis(2));
@@ -152,7 +157,8 @@ fn every_kill_point_of_release_and_rollback_converges() {
             let (st, old) = staged();
             let new = st.inbox_bytes("Nexy.dmg");
             slow(&st);
-            if !run_and_kill(&st, &["release"], k) {
+            if let Err(why) = run_and_kill(&st, &["release"], k) {
+                failures.push(format!("release: {why}"));
                 continue;
             }
             injected += 1;
@@ -171,7 +177,8 @@ fn every_kill_point_of_release_and_rollback_converges() {
             assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
             let newer = st.sb.asset_bytes("Update", "Nexy.dmg").unwrap();
             slow(&st);
-            if !run_and_kill(&st, &["rollback", "--to", "2.0.0.5"], k) {
+            if let Err(why) = run_and_kill(&st, &["rollback", "--to", "2.0.0.5"], k) {
+                failures.push(format!("rollback: {why}"));
                 continue;
             }
             injected += 1;
@@ -191,16 +198,24 @@ fn every_kill_point_of_release_and_rollback_converges() {
     let (b, more) = rollback.join().expect("the rollback loop");
     failures.extend(more);
     let injected = a + b;
-    let ok = injected - failures.len();
+    let listed = release_steps - 1 + rollback_steps - 1;
+    let ok = injected
+        - failures
+            .iter()
+            .filter(|f| !f.contains("never reached"))
+            .count();
     // Written past the test harness's capture, so that the line shows in
     // every run, passing or not.
     let line = format!(
         "{injected} faults injected, {ok} converged ({release_steps} release and {rollback_steps} rollback requests)\n"
     );
     let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+    // Every kill point listed is one the runs reached: a run that ends
+    // early is a failure, not a point quietly skipped.
     assert!(
-        injected >= 10,
-        "too few kill points ({injected}); the matrix would prove little"
+        listed >= 10,
+        "too few kill points ({listed}); the matrix would prove little"
     );
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    assert_eq!(injected, listed, "every listed kill point is injected");
 }

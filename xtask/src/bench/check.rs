@@ -84,7 +84,7 @@ pub fn run(sh: &Shell, ws: &Workspace, scratch: &Path) -> Result<Section> {
             if let Some(bad) = runs.iter().find(|m| !m.success()) {
                 s.note(format!(
                     "`cargo xtask check` reported problems (a finding about the repository, not a failure of the benchmark): {}",
-                    crate::gh::last_lines(&format!("{}{}", bad.stdout, bad.stderr), 2)
+                    crate::util::last_lines(&format!("{}{}", bad.stdout, bad.stderr), 2)
                 ));
             }
         }

@@ -503,7 +503,7 @@ impl Bench<'_> {
     fn naive_publish(&self, v: Version) -> Result<()> {
         let (sh, ws) = (self.sh, self.ws);
         let job = publish::Job::new(sh, ws, "stable")?;
-        let locals = job.locals(&self.inbox)?;
+        let locals = job.artifacts(&self.inbox)?;
         let manifest = job.new_manifest(&locals, None)?;
         let target = format!("{}/{}", ws.config.github.host, ws.config.github.assets_repo);
         for local in &locals {
@@ -523,27 +523,11 @@ impl Bench<'_> {
         }
         let change = manifest.context("the naive flow publishes a DMG, so it has a manifest")?;
         changes::apply(std::slice::from_ref(&change))?;
-        let manifest_file = Path::new(&job.channel.manifest).file_name().map_or_else(
-            || "manifest.json".to_string(),
-            |n| n.to_string_lossy().into_owned(),
-        );
         let cfg = &ws.config.azure;
         // The stable channel also moves the server's own version.
-        let script = publish::sync_vm_script(
-            &cfg.remote_base,
-            &manifest_file,
-            &v.to_string(),
-            &change.new,
-            true,
-        );
-        let out = Az::new(sh, &cfg.resource_group, &cfg.vm_name).run_script(&script)?;
-        if out.marker("sync").is_none_or(|m| !m.starts_with("ok:")) {
-            bail!(
-                "the naive flow's VM sync did not confirm: {}",
-                out.stderr.trim()
-            );
-        }
-        Ok(())
+        let az = Az::new(sh, &cfg.resource_group, &cfg.vm_name);
+        crate::vm::sync(&az, &job.vm_target(), &v.to_string(), &change.new, true)
+            .context("the naive flow's VM sync did not confirm")
     }
 
     fn release_table(&self, r: &Results) -> Section {
@@ -869,36 +853,20 @@ fn raw_upload(
 /// The duration of each step publish journaled after `offset`: from its
 /// `start` to its `done` line.
 fn journal_steps(path: &Path, offset: u64) -> Result<Vec<(String, f64, Duration)>> {
-    let text = fs::read_to_string(path)
-        .with_context(|| format!("cannot read the journal {}", path.display()))?;
-    let text = text
-        .get(usize::try_from(offset).unwrap_or(usize::MAX)..)
-        .unwrap_or("");
     let mut open: Vec<(String, f64)> = Vec::new();
     let mut out = Vec::new();
-    for line in text.lines() {
-        let Ok(entry) = serde_json::from_str::<Value>(line) else {
+    for entry in crate::journal::read_from(path, offset)? {
+        let Some(at) = epoch_secs(&entry.time) else {
             continue;
         };
-        let field = |k: &str| {
-            entry
-                .get(k)
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string()
-        };
-        let (step, phase) = (field("step"), field("phase"));
-        let Some(at) = epoch_secs(&field("time")) else {
-            continue;
-        };
-        if step.starts_with("skip ") {
+        if entry.step.starts_with("skip ") {
             continue;
         }
-        match phase.as_str() {
-            "start" => open.push((step, at)),
+        match entry.phase.as_str() {
+            "start" => open.push((entry.step, at)),
             "done" => {
-                if let Some(i) = open.iter().rposition(|(s, _)| *s == step) {
-                    let (_, began) = open.remove(i);
+                if let Some(i) = open.iter().rposition(|(s, _)| *s == entry.step) {
+                    let (step, began) = open.remove(i);
                     out.push((step, began, Duration::from_secs_f64((at - began).max(0.0))));
                 }
             }

@@ -44,18 +44,17 @@ pub struct Fixture {
 pub type Snapshot = BTreeMap<PathBuf, (Vec<u8>, u32)>;
 
 impl Fixture {
-    /// A copy of the workspace's release files (not the xtask sources).
+    /// A copy of the workspace's release files (not the xtask sources):
+    /// the files git tracks under them, as they are in the working tree.
+    /// Untracked files (what an operator left in `release_inbox/`, a
+    /// journal, an archive) stay out, so every test starts the same.
     pub fn new() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let root = repo_root();
-        for entry in [
-            "release.toml",
-            "VERSION",
-            "server",
-            "client",
-            "release_inbox",
-        ] {
-            copy(&root.join(entry), &dir.path().join(entry));
+        for rel in tracked(&root, &RELEASE_FILES) {
+            let to = dir.path().join(&rel);
+            fs::create_dir_all(to.parent().unwrap()).unwrap();
+            fs::copy(root.join(&rel), &to).unwrap();
         }
         Fixture { dir }
     }
@@ -131,16 +130,43 @@ impl Fixture {
     }
 }
 
-fn copy(from: &Path, to: &Path) {
-    if from.is_dir() {
-        fs::create_dir_all(to).unwrap();
-        for entry in fs::read_dir(from).unwrap() {
-            let entry = entry.unwrap();
-            copy(&entry.path(), &to.join(entry.file_name()));
-        }
-    } else {
-        fs::copy(from, to).unwrap();
-    }
+/// The parts of the workspace a release reads and writes.
+pub const RELEASE_FILES: [&str; 5] = [
+    "release.toml",
+    "VERSION",
+    "server",
+    "client",
+    "release_inbox",
+];
+
+/// The files git tracks under `paths` of the repository at `root`, relative
+/// to it; a file deleted from the working tree is left out.
+pub fn tracked(root: &Path, paths: &[&str]) -> Vec<PathBuf> {
+    let out = Command::new("git")
+        .args(["ls-files", "-z", "--"])
+        .args(paths)
+        .current_dir(root)
+        .output()
+        .expect("the fixture lists the tracked files with git; install git");
+    assert!(
+        out.status.success(),
+        "`git ls-files` failed in {}: {}",
+        root.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let files: Vec<PathBuf> = out
+        .stdout
+        .split(|&b| b == 0)
+        .filter(|p| !p.is_empty())
+        .map(|p| PathBuf::from(String::from_utf8_lossy(p).into_owned()))
+        .filter(|p| root.join(p).is_file())
+        .collect();
+    assert!(
+        !files.is_empty(),
+        "git tracks none of {paths:?} in {}",
+        root.display()
+    );
+    files
 }
 
 fn snap(root: &Path, dir: &Path, out: &mut Snapshot) {
