@@ -3,8 +3,8 @@
 //! `/updates/health`, `/updates/appcast.xml`, `/updates/manifest.json` (from
 //! the manifest on disk, read on every request as the real feed does).
 
+use crate::app::App;
 use crate::http::Response;
-use crate::server::App;
 use crate::vm;
 use anyhow::Result;
 use serde_json::{json, Value};

@@ -18,18 +18,23 @@
 //! (`{"tag":"Update","immutable":true}`), `POST seed-asset?tag=T&name=N` (raw
 //! bytes), `POST az-login` (`{"logged_in":false}`), `GET info`.
 
+pub mod app;
 pub mod az;
 pub mod faults;
 pub mod feed;
 pub mod github;
+pub mod handle;
 pub mod http;
+pub mod outcome;
 pub mod reqlog;
+pub mod runscript;
 pub mod server;
 pub mod store;
+pub mod systemctl;
 pub mod tls;
 pub mod util;
 pub mod vm;
 
 pub use faults::Faults;
+pub use handle::{Options, Sandbox};
 pub use reqlog::LoggedRequest;
-pub use server::{Options, Sandbox};

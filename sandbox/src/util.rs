@@ -1,13 +1,15 @@
 //! Small helpers shared by the server and the `az` stand-in: UTC timestamps in
 //! GitHub's format, sha256 hex digests and crash-safe file writes.
 //!
-//! Kept dependency-free on purpose (no chrono/time) so the crate builds fast.
+//! Dates go through the `time` crate (in the build anyway through rcgen),
+//! the one date implementation of the workspace.
 
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
+use time::{format_description::well_known::Rfc2822, OffsetDateTime};
 
 /// Milliseconds since the Unix epoch (0 if the clock is before 1970, which
 /// only matters for broken machines and must not crash the stand-in).
@@ -18,51 +20,31 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+/// The instant `ms` after the epoch (the epoch itself if out of range).
+fn at(ms: u64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp((ms / 1000) as i64).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 /// `2026-03-06T02:58:57Z`: the second-precision form GitHub's REST API uses.
 pub fn iso_utc(ms: u64) -> String {
-    let secs = (ms / 1000) as i64;
-    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
-    let rem = secs.rem_euclid(86_400);
+    let t = at(ms);
     format!(
-        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
     )
 }
 
 /// HTTP `Date`/`Last-Modified` form (RFC 7231 IMF-fixdate).
 pub fn http_date(ms: u64) -> String {
-    let secs = (ms / 1000) as i64;
-    let days = secs.div_euclid(86_400);
-    let (y, mo, d) = civil_from_days(days);
-    let rem = secs.rem_euclid(86_400);
-    const WD: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MON: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    format!(
-        "{}, {d:02} {} {y:04} {:02}:{:02}:{:02} GMT",
-        WD[days.rem_euclid(7) as usize],
-        MON[(mo - 1) as usize],
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
+    at(ms)
+        .format(&Rfc2822)
+        .map(|s| s.replace("+0000", "GMT"))
+        .unwrap_or_default()
 }
 
 pub fn sha256_hex(data: &[u8]) -> String {

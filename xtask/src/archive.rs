@@ -12,9 +12,7 @@ use std::{
 
 use anyhow::{Context, Result};
 
-use crate::{
-    artifact::Kind, config::INBOX, hash, manifest, publish::plan::Artifact, version::Version,
-};
+use crate::{artifact::Kind, config::INBOX, hash, manifest, version::Version};
 
 /// The file that marks an archive directory as complete.
 pub const DONE: &str = ".complete";
@@ -75,10 +73,10 @@ pub fn consistent(dir: &Path, manifest_text: Option<&str>) -> std::result::Resul
 /// Marks `dir` complete, with the manifest that describes its assets.
 pub fn seal(dir: &Path, version: &str, manifest_file: &str, manifest: Option<&str>) -> Result<()> {
     if let Some(m) = manifest {
-        fs::write(dir.join(manifest_file), m)
+        crate::effect::write(&dir.join(manifest_file), m.as_bytes())
             .with_context(|| format!("cannot write the archived manifest in {}", dir.display()))?;
     }
-    fs::write(dir.join(DONE), format!("{version}\n"))
+    crate::effect::write(&dir.join(DONE), format!("{version}\n").as_bytes())
         .with_context(|| format!("cannot mark {} complete", dir.display()))
 }
 
@@ -97,12 +95,13 @@ impl Copy {
     /// rollback point of its version, beside the uploads: when the next
     /// release replaces it, nothing has to be downloaded. Copies, not hard
     /// links: a later `cp` over the inbox file would change the archive
-    /// too. `None` when that archive already holds exactly this release, or
-    /// when the manifest does not describe these bytes.
+    /// too. `files` are the artifacts published: kind, path and sha256.
+    /// `None` when that archive already holds exactly this release, or when
+    /// the manifest does not describe these bytes.
     pub fn start(
         archive_root: &Path,
         manifest_file: &str,
-        artifacts: &[Artifact],
+        files: &[(Kind, &Path, &str)],
         manifest_text: &str,
     ) -> Result<Option<Copy>> {
         let view = manifest::View::parse("the published manifest", manifest_text)?;
@@ -116,17 +115,17 @@ impl Copy {
             return Ok(None);
         }
         // Only bytes the manifest describes make a rollback point.
-        let dmg = artifacts.iter().find(|a| a.kind == Kind::Dmg);
-        if dmg.is_none_or(|d| Some(&d.digest.sha256) != view.sha256.as_ref()) {
+        let dmg = files.iter().find(|(kind, _, _)| *kind == Kind::Dmg);
+        if dmg.is_none_or(|(_, _, sha)| Some(*sha) != view.sha256.as_deref()) {
             return Ok(None);
         }
         let staging = archive_root.join(format!(".{version}.partial"));
         let _ = fs::remove_dir_all(&staging);
         fs::create_dir_all(&staging)
             .with_context(|| format!("cannot create {}", staging.display()))?;
-        let files: Vec<(PathBuf, PathBuf)> = artifacts
+        let files: Vec<(PathBuf, PathBuf)> = files
             .iter()
-            .map(|a| (a.path.clone(), staging.join(a.name())))
+            .map(|(kind, path, _)| (path.to_path_buf(), staging.join(kind.file_name())))
             .collect();
         let handle = std::thread::spawn(move || -> std::io::Result<()> {
             background_priority();

@@ -81,6 +81,11 @@ impl<'a> Az<'a> {
         )
     }
 
+    /// The run-command of `script` as the shell line it runs.
+    pub fn describe_script(&self, script: &str) -> String {
+        crate::effect::describe(&self.prepare_script(script).0, None)
+    }
+
     /// The script's output from az's answer, or what went wrong and the fix.
     pub fn finish(&self, out: proc::Output) -> Result<ScriptOutput> {
         let (rg, vm) = (&self.resource_group, &self.vm);

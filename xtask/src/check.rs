@@ -95,11 +95,10 @@ fn as_checks(report: &Report) -> Vec<CheckResult> {
     out
 }
 
-/// The number of problems `check` would report, and its full text, for
-/// preflight.
-pub fn problems(sh: &Shell, ws: &Workspace) -> (usize, String) {
-    let report = collect(sh, ws);
-    (report.count(), render(&report, ws))
+/// What `check` finds, as typed results (the ones its JSON document
+/// carries), for preflight.
+pub fn results(sh: &Shell, ws: &Workspace) -> Vec<CheckResult> {
+    as_checks(&collect(sh, ws))
 }
 
 fn collect(sh: &Shell, ws: &Workspace) -> Report {

@@ -116,6 +116,7 @@ impl<'a> Gh<'a> {
             failed: format!("`gh api {path}` failed (check `gh auth status --hostname {host}`)"),
             timeout: API_TIMEOUT,
             allow_404: true,
+            stdin: None,
         }
     }
 
@@ -135,6 +136,7 @@ impl<'a> Gh<'a> {
             failed: format!("uploading {name} to {tag} failed"),
             timeout: UPLOAD_TIMEOUT,
             allow_404: false,
+            stdin: None,
         }
     }
 
@@ -143,33 +145,44 @@ impl<'a> Gh<'a> {
         self.stage_rename(asset_id, new_name)?.fire().map(|_| ())
     }
 
-    /// The rename, started and connected but not yet sent: `gh api --input -`
-    /// waits for the JSON body (`{"name":"NEW"}`, what `-f name=NEW` sends)
-    /// until [`StagedCall::fire`]. Only calls that do nothing without their
-    /// body may be staged: if our process dies, the pipe closes and gh
-    /// sends an empty body, and an empty PATCH renames nothing. A DELETE
-    /// needs no body, so deletes are never staged.
-    pub fn stage_rename(&self, asset_id: u64, new_name: &str) -> Result<StagedCall> {
+    /// The rename as a call that reads its JSON body (`{"name":"NEW"}`,
+    /// what `-f name=NEW` sends) from stdin. `asset_id` is an id, or in a
+    /// dry run a placeholder for one not known before an upload.
+    pub fn prepare_rename(&self, asset_id: impl std::fmt::Display, new_name: &str) -> Prepared {
         let (sh, host) = (self.sh, &self.host);
         let path = format!("repos/{}/releases/assets/{asset_id}", self.repo);
         let content_type = JSON_CONTENT_TYPE;
-        let what = format!("gh api -X PATCH {path}");
-        let staged = proc::stage(
-            cmd!(
+        Prepared {
+            command: cmd!(
                 sh,
                 "gh api --hostname {host} -X PATCH {path} -H {content_type} --input -"
             )
             .into(),
-            &what,
-            API_TIMEOUT,
-        )?;
+            what: format!("gh api -X PATCH {path}"),
+            failed: format!("renaming asset {asset_id} to {new_name} failed"),
+            timeout: API_TIMEOUT,
+            allow_404: false,
+            stdin: Some(
+                serde_json::json!({ "name": new_name })
+                    .to_string()
+                    .into_bytes(),
+            ),
+        }
+    }
+
+    /// The rename, started and connected but not yet sent: `gh api --input -`
+    /// waits for the body until [`StagedCall::fire`]. Only calls that do
+    /// nothing without their body may be staged: if our process dies, the
+    /// pipe closes and gh sends an empty body, and an empty PATCH renames
+    /// nothing. A DELETE needs no body, so deletes are never staged.
+    pub fn stage_rename(&self, asset_id: u64, new_name: &str) -> Result<StagedCall> {
+        let p = self.prepare_rename(asset_id, new_name);
+        let staged = proc::stage(p.command, &p.what, p.timeout)?;
         Ok(StagedCall {
             staged,
-            body: serde_json::json!({ "name": new_name })
-                .to_string()
-                .into_bytes(),
-            failed: format!("renaming asset {asset_id} to {new_name} failed"),
-            allow_404: false,
+            body: p.stdin.unwrap_or_default(),
+            failed: p.failed,
+            allow_404: p.allow_404,
         })
     }
 
@@ -178,7 +191,7 @@ impl<'a> Gh<'a> {
         run_one(self.prepare_delete(asset_id)).map(|_| ())
     }
 
-    pub fn prepare_delete(&self, asset_id: u64) -> Prepared {
+    pub fn prepare_delete(&self, asset_id: impl std::fmt::Display) -> Prepared {
         let (sh, host) = (self.sh, &self.host);
         let path = format!("repos/{}/releases/assets/{asset_id}", self.repo);
         Prepared {
@@ -187,6 +200,7 @@ impl<'a> Gh<'a> {
             failed: format!("deleting asset {asset_id} failed"),
             timeout: API_TIMEOUT,
             allow_404: true,
+            stdin: None,
         }
     }
 
@@ -205,6 +219,7 @@ impl<'a> Gh<'a> {
             failed: format!("downloading {name} from {tag} failed"),
             timeout: UPLOAD_TIMEOUT,
             allow_404: false,
+            stdin: None,
         }
     }
 }
@@ -218,6 +233,8 @@ pub struct Prepared {
     timeout: Duration,
     /// A 404 is an answer (a missing release or asset), not a failure.
     allow_404: bool,
+    /// The request body gh reads with `--input -`.
+    stdin: Option<Vec<u8>>,
 }
 
 /// A gh call staged ahead of the moment it matters (see [`proc::Staged`]),
@@ -320,6 +337,11 @@ fn check(out: proc::Output, failed: &str, allow_404: bool) -> Result<proc::Outpu
 }
 
 impl Prepared {
+    /// The call as the shell line it runs (see `effect::describe`).
+    pub fn describe(&self) -> String {
+        crate::effect::describe(&self.command, self.stdin.as_deref())
+    }
+
     /// The parts `proc::run_parallel` takes, and the check of the output.
     pub fn into_parts(
         self,

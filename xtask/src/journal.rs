@@ -34,7 +34,7 @@ impl Journal {
     /// Appends one line for `step` in `phase`, stamped now.
     pub fn record(&self, phase: &str, step: &str) -> Result<()> {
         let entry = Entry {
-            time: crate::manifest::now_isoformat(),
+            time: crate::clock::now_isoformat(),
             phase: phase.to_string(),
             step: step.to_string(),
         };
@@ -95,6 +95,6 @@ mod tests {
                 ("done", "upload Nexy.dmg.next-abc")
             ]
         );
-        assert!(crate::manifest::is_rfc3339(&entries[0].time));
+        assert!(crate::clock::is_rfc3339(&entries[0].time));
     }
 }

@@ -226,104 +226,7 @@ pub fn str_field<'a>(path: &str, map: &'a Map<String, Value>, key: &str) -> Resu
     }
 }
 
-/// The current time as Python's `datetime.now(timezone.utc).isoformat()`
-/// prints it. `SOURCE_DATE_EPOCH` fixes the time for reproducible output.
-pub fn now_isoformat() -> String {
-    let (secs, micros) = match std::env::var("SOURCE_DATE_EPOCH")
-        .ok()
-        .and_then(|s| s.trim().parse::<i64>().ok())
-    {
-        Some(secs) => (secs, 0),
-        None => {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default();
-            (now.as_secs() as i64, now.subsec_micros())
-        }
-    };
-    isoformat_utc(secs, micros)
-}
-
-fn isoformat_utc(secs: i64, micros: u32) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    let frac = if micros == 0 {
-        String::new()
-    } else {
-        format!(".{micros:06}")
-    };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}{frac}+00:00",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
-/// algorithm), so we need no date crate for one timestamp.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
-/// True when `s` is an RFC 3339 date-time (`2026-03-06T02:58:57.245806+00:00`).
-pub fn is_rfc3339(s: &str) -> bool {
-    let b = s.as_bytes();
-    let digits = |r: std::ops::Range<usize>| {
-        b.get(r.clone())
-            .is_some_and(|x| x.iter().all(u8::is_ascii_digit))
-            .then(|| s[r].parse::<u32>().unwrap_or(u32::MAX))
-    };
-    let (Some(_), Some(mo), Some(d), Some(h), Some(mi), Some(sec)) = (
-        digits(0..4),
-        digits(5..7),
-        digits(8..10),
-        digits(11..13),
-        digits(14..16),
-        digits(17..19),
-    ) else {
-        return false;
-    };
-    if b[4] != b'-'
-        || b[7] != b'-'
-        || !matches!(b[10], b'T' | b't' | b' ')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return false;
-    }
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
-        return false;
-    }
-    let mut rest = &s[19..];
-    if let Some(frac) = rest.strip_prefix('.') {
-        let n = frac.bytes().take_while(u8::is_ascii_digit).count();
-        if n == 0 {
-            return false;
-        }
-        rest = &frac[n..];
-    }
-    if rest == "Z" || rest == "z" {
-        return true;
-    }
-    let rb = rest.as_bytes();
-    rb.len() == 6
-        && matches!(rb[0], b'+' | b'-')
-        && rb[3] == b':'
-        && rest[1..3].parse::<u32>().is_ok_and(|h| h <= 23)
-        && rest[4..6].parse::<u32>().is_ok_and(|m| m <= 59)
-        && rb[1..3].iter().chain(&rb[4..6]).all(u8::is_ascii_digit)
-}
+pub use crate::clock::{is_rfc3339, now_isoformat};
 
 /// Plain http is accepted only on a loopback host (the local stand-in of
 /// production); every real client download must be https.
@@ -430,24 +333,5 @@ mod tests {
     fn refuses_non_objects() {
         assert!(format!("{}", parse("m.json", "[1]").unwrap_err()).contains("found an array"));
         assert!(format!("{}", parse("m.json", "{").unwrap_err()).contains("not valid JSON"));
-    }
-
-    #[test]
-    fn isoformat_and_rfc3339() {
-        assert_eq!(isoformat_utc(0, 0), "1970-01-01T00:00:00+00:00");
-        assert_eq!(
-            isoformat_utc(1_772_765_937, 245_806),
-            "2026-03-06T02:58:57.245806+00:00"
-        );
-        assert_eq!(
-            isoformat_utc(951_782_400, 1),
-            "2000-02-29T00:00:00.000001+00:00"
-        );
-        assert!(is_rfc3339("2026-03-06T02:58:57.245806+00:00"));
-        assert!(is_rfc3339("2026-03-06T02:58:57Z"));
-        assert!(!is_rfc3339("2026-03-06"));
-        assert!(!is_rfc3339("2026-13-06T02:58:57Z"));
-        assert!(!is_rfc3339("2026-03-06T02:58:57+0000"));
-        assert!(!is_rfc3339("yesterday"));
     }
 }

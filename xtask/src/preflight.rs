@@ -118,26 +118,22 @@ pub fn checks(sh: &Shell, ws: &Workspace, channel_name: &str) -> Result<Vec<Chec
             config.azure.resource_group, config.azure.vm_name, config.server.host
         ),
     ));
-    let (problems, text) = check::problems(sh, ws);
-    out.push(if problems == 0 {
-        CheckResult::pass("workspace", "`cargo xtask check` is clean")
-    } else {
-        // The first line that is a problem itself, not a section header.
-        let first = text
-            .lines()
-            .map(str::trim)
-            .find(|l| {
-                l.starts_with("- ")
-                    || l.contains(':') && !l.ends_with(':') && !l.starts_with("file ")
-            })
-            .unwrap_or("")
-            .trim_start_matches("- ")
-            .to_string();
-        CheckResult::fail(
+    let found = check::results(sh, ws);
+    let failing: Vec<&CheckResult> = found
+        .iter()
+        .filter(|r| r.status == report::Status::Fail)
+        .collect();
+    out.push(match failing.first() {
+        None => CheckResult::pass("workspace", "`cargo xtask check` is clean"),
+        Some(first) => CheckResult::fail(
             "workspace",
-            format!("`cargo xtask check` reports {problems} problem(s), first: {first}"),
+            format!(
+                "`cargo xtask check` reports {} problem(s), first: {}",
+                failing.len(),
+                first.message
+            ),
             "run `cargo xtask check` and fix what it lists",
-        )
+        ),
     });
     out.push(version_check(ws, live_version.as_deref()));
     out.push(CheckResult::pass(

@@ -115,23 +115,54 @@ impl Promote {
             .root
             .join(INBOX)
             .join(format!(".promote-{}", std::process::id()));
+        let sources = [
+            (Kind::Dmg, &from.dmg_tag, &to.dmg_tag, Some(&src_dmg)),
+            (Kind::Pkg, &from.pkg_tag, &to.pkg_tag, src_pkg.as_ref()),
+        ];
+        let new = promoted_manifest(&target, &source, &to.dmg_url)?;
+        let change = FileChange {
+            rel: to.manifest.clone(),
+            abs: ws.root.join(&to.manifest),
+            old: target_text.clone(),
+            new,
+        };
+        let job = Job::new(sh, ws, &self.to)?;
+        if self.dry_run {
+            // The same plan the real run makes, from the digests GitHub
+            // reports for the source assets (the real run checks the
+            // downloaded bytes against them).
+            let mut artifacts = Vec::new();
+            for (kind, tag, dst_tag, asset) in sources {
+                let Some(asset) = asset else { continue };
+                say!(
+                    "  download {} from {tag} ({} bytes)",
+                    kind.file_name(),
+                    asset.size
+                );
+                say!(
+                    "     $ {}",
+                    gh.prepare_download(tag, kind.file_name(), &staging)
+                        .describe()
+                );
+                artifacts.push(Artifact {
+                    kind,
+                    path: staging.join(kind.file_name()),
+                    digest: hash::FileDigest {
+                        sha256: asset.sha256().unwrap_or_default().to_string(),
+                        size: asset.size,
+                    },
+                    tag: dst_tag.clone(),
+                });
+            }
+            job.execute(&artifacts, Some(change), true)?;
+            return Ok(true);
+        }
         fs::create_dir_all(&staging)
             .with_context(|| format!("cannot create {}", staging.display()))?;
         let result = (|| -> Result<bool> {
-            let mut locals = Vec::new();
-            for (kind, tag, asset) in [
-                (Kind::Dmg, &from.dmg_tag, Some(&src_dmg)),
-                (Kind::Pkg, &from.pkg_tag, src_pkg.as_ref()),
-            ] {
+            let mut artifacts = Vec::new();
+            for (kind, tag, dst_tag, asset) in sources {
                 let Some(asset) = asset else { continue };
-                if self.dry_run {
-                    say!(
-                        "  would download {} from {tag} ({} bytes)",
-                        kind.file_name(),
-                        asset.size
-                    );
-                    continue;
-                }
                 let path = staging.join(kind.file_name());
                 let meter = Meter::new("download", kind.file_name(), asset.size);
                 let call = gh.prepare_download(tag, kind.file_name(), &staging);
@@ -146,31 +177,14 @@ impl Promote {
                         digest.sha256
                     );
                 }
-                let dst_tag = if kind == Kind::Dmg {
-                    &to.dmg_tag
-                } else {
-                    &to.pkg_tag
-                };
-                locals.push(Artifact {
+                artifacts.push(Artifact {
                     kind,
                     path,
                     digest,
                     tag: dst_tag.clone(),
                 });
             }
-            if self.dry_run {
-                say!("dry run: nothing was downloaded, uploaded or written");
-                return Ok(true);
-            }
-            let new = promoted_manifest(&target, &source, &to.dmg_url)?;
-            let change = FileChange {
-                rel: to.manifest.clone(),
-                abs: ws.root.join(&to.manifest),
-                old: target_text.clone(),
-                new,
-            };
-            let job = Job::new(sh, ws, &self.to)?;
-            job.execute(&locals, Some(change), false)?;
+            job.execute(&artifacts, Some(change), false)?;
             let results = verify::dod(
                 sh,
                 ws,

@@ -43,6 +43,38 @@ fn publish_to_beta_then_promote_the_same_bytes_to_stable() {
         "stable untouched"
     );
 
+    // The dry run prints the plan the real promote applies, and changes
+    // nothing.
+    let from = st.log_len();
+    let workspace = st.fx.snapshot();
+    let run = st.run(&["promote", "--from", "beta", "--to", "stable", "--dry-run"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let beta_dmg = asset_digest(&st, "UpdateBeta", "Nexy.dmg");
+    for want in [
+        "$ gh release download UpdateBeta -R github.localhost/Seregawpn/Nexy_production --pattern Nexy.dmg --dir",
+        "plan for channel stable:",
+        &format!("$ gh release upload Update '<staging>/Nexy.dmg.next-{}'", &beta_dmg[..12]),
+        "--input - <<< '{\"name\":\"Nexy.dmg\"}'",
+        &format!("+    \"sha256\": \"{beta_dmg}\","),
+        "$ az vm run-command invoke -g NexyNewRG -n NexyNew --command-id RunShellScript --scripts 'set -eu",
+        "dry run: nothing was uploaded, renamed, deleted or written",
+    ] {
+        assert!(run.stdout.contains(want), "promote --dry-run lacks `{want}`:\n{}", run.stdout);
+    }
+    assert!(
+        st.mutating_since(from).is_empty(),
+        "{:?}",
+        st.mutating_since(from)
+    );
+    assert!(
+        st.fx.snapshot() == workspace,
+        "promote --dry-run changed the workspace"
+    );
+    assert!(
+        st.sb.asset_bytes("Update", "Nexy.dmg").is_none(),
+        "stable untouched"
+    );
+
     let run = st.run(&["promote", "--from", "beta", "--to", "stable"]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert!(

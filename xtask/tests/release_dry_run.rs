@@ -106,6 +106,30 @@ fn assert_unchanged(st: &Stage, before: &World, what: &str) {
     }
 }
 
+/// `out` with the run's temporary paths named, so that it compares as a
+/// whole from run to run.
+/// Asset ids are named too: the stand-in numbers uploads in the order
+/// they finish, and two run side by side.
+fn normalized(st: &Stage, out: &str) -> String {
+    let text = out
+        .replace(st.fx.root().to_str().unwrap(), "<root>")
+        .replace(st.state_dir().to_str().unwrap(), "<stand-in>");
+    let marker = "releases/assets/";
+    let mut rest = text.as_str();
+    let mut done = String::new();
+    while let Some(at) = rest.find(marker) {
+        let (head, tail) = rest.split_at(at + marker.len());
+        done.push_str(head);
+        let digits = tail.bytes().take_while(u8::is_ascii_digit).count();
+        if digits > 0 {
+            done.push_str("<id>");
+        }
+        rest = &tail[digits..];
+    }
+    done.push_str(rest);
+    done
+}
+
 #[test]
 fn release_and_publish_dry_runs_print_the_plan_and_change_nothing() {
     let st = Stage::new();
@@ -113,7 +137,7 @@ fn release_and_publish_dry_runs_print_the_plan_and_change_nothing() {
     // Something is live already, so the plan has an archive and a swap.
     st.samples(9, 1 << 20);
     let live_dmg = st.inbox_bytes("Nexy.dmg");
-    st.sb.seed_asset("Update", "Nexy.dmg", &live_dmg).unwrap();
+    let live_dmg_id = st.sb.seed_asset("Update", "Nexy.dmg", &live_dmg).unwrap();
     st.sb
         .seed_asset("App", "Nexy.pkg", &st.inbox_bytes("Nexy.pkg"))
         .unwrap();
@@ -145,18 +169,24 @@ fn release_and_publish_dry_runs_print_the_plan_and_change_nothing() {
         &format!("$ gh release download App -R {GH_REPO} --pattern Nexy.pkg --dir"),
         // Uploads under digest-derived temporary names, never --clobber.
         &format!(
-            "$ gh release upload Update <staging>/Nexy.dmg.next-{} -R {GH_REPO}",
+            "$ gh release upload Update '<staging>/Nexy.dmg.next-{}' -R {GH_REPO}",
             &dmg_sha[..12]
         ),
         &format!(
-            "$ gh release upload App <staging>/Nexy.pkg.next-{} -R {GH_REPO}",
+            "$ gh release upload App '<staging>/Nexy.pkg.next-{}' -R {GH_REPO}",
             &pkg_sha[..12]
         ),
         &format!("({} bytes, sha256 {dmg_sha})", dmg.len()),
-        // The swap by renames.
-        "$ gh api --hostname github.localhost -X PATCH repos/Seregawpn/Nexy_production/releases/assets/<live id> -f name=Nexy.dmg.prev-<sha12>",
-        "$ gh api --hostname github.localhost -X PATCH repos/Seregawpn/Nexy_production/releases/assets/<new id> -f name=Nexy.dmg",
-        "$ gh api --hostname github.localhost -X DELETE repos/Seregawpn/Nexy_production/releases/assets/<live id>",
+        // The swap by renames, with the body gh reads from stdin.
+        &format!(
+            "$ gh api --hostname github.localhost -X PATCH repos/Seregawpn/Nexy_production/releases/assets/{live_dmg_id} -H 'Content-Type: application/json; charset=utf-8' --input - <<< '{{\"name\":\"Nexy.dmg.prev-{}\"}}'",
+            &sha256_hex(&live_dmg)[..12]
+        ),
+        &format!(
+            "$ gh api --hostname github.localhost -X PATCH 'repos/Seregawpn/Nexy_production/releases/assets/<id of Nexy.dmg.next-{}>' -H 'Content-Type: application/json; charset=utf-8' --input - <<< '{{\"name\":\"Nexy.dmg\"}}'",
+            &dmg_sha[..12]
+        ),
+        &format!("$ gh api --hostname github.localhost -X DELETE repos/Seregawpn/Nexy_production/releases/assets/{live_dmg_id}"),
         // The manifest diff and the VM sync.
         &format!("+    \"sha256\": \"{dmg_sha}\","),
         &format!("+    \"size\": {},", dmg.len()),
@@ -182,11 +212,11 @@ fn release_and_publish_dry_runs_print_the_plan_and_change_nothing() {
     for want in [
         "plan for channel stable:",
         &format!(
-            "$ gh release upload Update <staging>/Nexy.dmg.next-{} -R {GH_REPO}",
+            "$ gh release upload Update '<staging>/Nexy.dmg.next-{}' -R {GH_REPO}",
             &dmg_sha[..12]
         ),
-        "-X PATCH repos/Seregawpn/Nexy_production/releases/assets/<new id> -f name=Nexy.dmg",
-        "$ az vm run-command invoke -g NexyNewRG -n NexyNew --command-id RunShellScript",
+        "--input - <<< '{\"name\":\"Nexy.dmg\"}'",
+        "$ az vm run-command invoke -g NexyNewRG -n NexyNew --command-id RunShellScript --scripts 'set -eu",
         "dry run: nothing was uploaded, renamed, deleted or written",
     ] {
         assert!(
@@ -196,6 +226,8 @@ fn release_and_publish_dry_runs_print_the_plan_and_change_nothing() {
         );
     }
     assert_unchanged(&st, &before, "publish --dry-run");
+    // The whole output, the VM script included, as one snapshot.
+    common::assert_golden("publish_dry_run.txt", &normalized(&st, &run.stdout));
     // Still what was seeded: the dry runs did not touch the live DMG.
     assert_eq!(st.sb.asset_bytes("Update", "Nexy.dmg").unwrap(), live_dmg);
 }
@@ -229,10 +261,10 @@ fn rollback_dry_run_after_a_release_pair_changes_nothing() {
         // 2.0.0.6 was kept as a rollback point when it was published.
         "skip archive of 2.0.0.6: already archived",
         &format!(
-            "$ gh release upload Update <staging>/Nexy.dmg.next-{} -R {GH_REPO}",
+            "$ gh release upload Update '<staging>/Nexy.dmg.next-{}' -R {GH_REPO}",
             &sha256_hex(&old_dmg)[..12]
         ),
-        "-X PATCH repos/Seregawpn/Nexy_production/releases/assets/<new id> -f name=Nexy.dmg",
+        "--input - <<< '{\"name\":\"Nexy.dmg\"}'",
         "+  \"version\": \"2.0.0.5\",",
         "$ az vm run-command invoke -g NexyNewRG -n NexyNew",
         "dry run: nothing was uploaded, renamed, deleted or written",
@@ -247,6 +279,7 @@ fn rollback_dry_run_after_a_release_pair_changes_nothing() {
         "a dry run must not verify:\n{out}"
     );
     assert_unchanged(&st, &before, "rollback --dry-run");
+    common::assert_golden("rollback_dry_run.txt", &normalized(&st, &run.stdout));
     assert_eq!(st.vm_manifest(), new_manifest);
     assert_eq!(st.fx.read(MANIFEST), new_manifest);
     // 2.0.0.6's archive was made by its real publish, before the dry run;

@@ -36,12 +36,19 @@ impl Job<'_> {
         // The copy of this release into its archive runs beside everything
         // else: an upload waits on the network, the copy on the local disk.
         let archive_copy = match &local.manifest {
-            Some(change) => archive::Copy::start(
-                &local.archive_root,
-                &self.manifest_file(),
-                &local.artifacts,
-                &change.new,
-            )?,
+            Some(change) => {
+                let files: Vec<(Kind, &Path, &str)> = local
+                    .artifacts
+                    .iter()
+                    .map(|a| (a.kind, a.path.as_path(), a.digest.sha256.as_str()))
+                    .collect();
+                archive::Copy::start(
+                    &local.archive_root,
+                    &self.manifest_file(),
+                    &files,
+                    &change.new,
+                )?
+            }
             None => None,
         };
         let mut cleanups = Vec::new();

@@ -340,7 +340,7 @@ impl<'a> Job<'a> {
         let local = self.local(artifacts, manifest);
         let steps = plan::plan(&local, &live)?;
         if dry_run {
-            crate::output::say_raw(&self.render_plan(&steps));
+            crate::output::say_raw(&self.render_plan(&steps, &live));
             crate::say!("dry run: nothing was uploaded, renamed, deleted or written");
             return Ok(());
         }

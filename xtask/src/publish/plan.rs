@@ -43,6 +43,15 @@ impl Artifact {
         format!("{}{NEXT}{}", self.name(), &self.digest.sha256[..12])
     }
 
+    /// The name the live `asset` takes during the swap.
+    pub fn prev_name(&self, asset: &Asset) -> String {
+        format!(
+            "{}{PREV}{}",
+            self.name(),
+            asset.sha256().map_or("unknown", |s| &s[..12.min(s.len())])
+        )
+    }
+
     /// True when `asset` is a complete upload of exactly this file.
     pub fn matches(&self, asset: &Asset) -> bool {
         asset.state == "uploaded"

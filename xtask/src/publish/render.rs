@@ -1,75 +1,137 @@
-//! The plan as people read it (`--dry-run`), with the commands each step
-//! runs.
+//! The plan as people read it (`--dry-run`): each step in words, then the
+//! commands and writes it performs, shown by the effect seam
+//! (`effect::describe`) from the same `Gh`/`Az` constructors the real run
+//! uses. An id that exists only after an upload is shown as a placeholder.
+
+use std::path::Path;
 
 use super::{
-    plan::{Step, PREV},
+    plan::{Live, Step},
     Job,
 };
-use crate::{changes, hash};
+use crate::{archive, changes, effect, hash};
 
 impl Job<'_> {
-    /// The plan as people read it, with the equivalent shell commands.
-    pub fn render_plan(&self, steps: &[Step]) -> String {
-        let cfg = &self.ws.config;
-        let repo = &cfg.github.assets_repo;
-        let r = format!("{}/{repo}", cfg.github.host);
-        let host = &cfg.github.host;
+    /// The plan, each step with the shell lines it runs.
+    pub fn render_plan(&self, steps: &[Step], live: &Live) -> String {
+        let gh = self.gh();
+        let az = self.az();
         let mut out = format!("plan for channel {}:\n", self.channel_name);
         for (i, step) in steps.iter().enumerate() {
-            let n = i + 1;
-            let line = match step {
-                Step::Skip { what, why } => format!("{n}. skip {what}: {why}"),
-                Step::Archive { version, dir, assets, manifest } => {
-                    let mut s = format!("{n}. archive live {version} into {}", dir.display());
-                    for (tag, name, _) in assets {
-                        s += &format!("\n     $ gh release download {tag} -R {r} --pattern {name} --dir {} --clobber", dir.display());
+            let (title, effects): (String, Vec<String>) = match step {
+                Step::Skip { what, why } => (format!("skip {what}: {why}"), vec![]),
+                Step::Archive {
+                    version,
+                    dir,
+                    assets,
+                    manifest,
+                } => {
+                    let mut lines: Vec<String> = assets
+                        .iter()
+                        .map(|(tag, name, _)| gh.prepare_download(tag, name, dir).describe())
+                        .collect();
+                    if let Some(m) = manifest {
+                        lines.push(effect::describe_write(
+                            &dir.join(self.manifest_file()),
+                            m.as_bytes(),
+                        ));
                     }
-                    if manifest.is_some() {
-                        s += &format!("\n     (and the VM's {})", self.manifest_file());
-                    }
-                    s
+                    lines.push(effect::describe_write(
+                        &dir.join(archive::DONE),
+                        format!("{version}\n").as_bytes(),
+                    ));
+                    (
+                        format!("archive live {version} into {}", dir.display()),
+                        lines,
+                    )
                 }
-                Step::RemoveLeftover { tag, asset } => format!(
-                    "{n}. remove leftover {} from {tag}\n     $ gh api --hostname {host} -X DELETE repos/{repo}/releases/assets/{}",
-                    asset.name, asset.id
+                Step::RemoveLeftover { tag, asset } => (
+                    format!("remove leftover {} from {tag}", asset.name),
+                    vec![gh.prepare_delete(asset.id).describe()],
                 ),
-                Step::Restore { tag, asset, name } => format!(
-                    "{n}. restore {} as {name} in {tag}\n     $ gh api --hostname {host} -X PATCH repos/{repo}/releases/assets/{} -f name={name}",
-                    asset.name, asset.id
+                Step::Restore { tag, asset, name } => (
+                    format!("restore {} as {name} in {tag}", asset.name),
+                    vec![gh.prepare_rename(asset.id, name).describe()],
                 ),
-                Step::Upload { local } => format!(
-                    "{n}. upload {} ({} bytes, sha256 {}) as {}\n     $ gh release upload {} <staging>/{} -R {r}",
-                    local.path.display(),
-                    local.digest.size,
-                    local.digest.sha256,
-                    local.temp_name(),
-                    local.tag,
-                    local.temp_name()
+                Step::Upload { local } => (
+                    format!(
+                        "upload {} ({} bytes, sha256 {}) as {}",
+                        local.path.display(),
+                        local.digest.size,
+                        local.digest.sha256,
+                        local.temp_name()
+                    ),
+                    // The upload goes through a symlink named as the
+                    // temporary asset, in a fresh staging directory.
+                    vec![gh
+                        .prepare_upload(&local.tag, &Path::new("<staging>").join(local.temp_name()))
+                        .describe()],
                 ),
-                Step::Swap { local } => format!(
-                    "{n}. check {} (size and digest), then swap it in as {}\n     $ gh api --hostname {host} repos/{repo}/releases/tags/{}\n     $ gh api --hostname {host} -X PATCH repos/{repo}/releases/assets/<live id> -f name={}{PREV}<sha12>\n     $ gh api --hostname {host} -X PATCH repos/{repo}/releases/assets/<new id> -f name={}\n     $ gh api --hostname {host} -X DELETE repos/{repo}/releases/assets/<live id>",
-                    local.temp_name(),
-                    local.name(),
-                    local.tag,
-                    local.name(),
-                    local.name()
+                Step::Swap { local } => {
+                    let release = live
+                        .releases
+                        .iter()
+                        .find(|(t, _)| *t == local.tag)
+                        .map(|(_, r)| r);
+                    let temp = local.temp_name();
+                    let new_id = release
+                        .and_then(|r| r.asset(&temp))
+                        .map_or_else(|| format!("<id of {temp}>"), |a| a.id.to_string());
+                    let mut lines = vec![gh.prepare_release(&local.tag).describe()];
+                    let live_asset = release.and_then(|r| r.asset(local.name()));
+                    if let Some(a) = live_asset {
+                        lines.push(gh.prepare_rename(a.id, &local.prev_name(a)).describe());
+                    }
+                    lines.push(gh.prepare_rename(&new_id, local.name()).describe());
+                    if let Some(a) = live_asset {
+                        lines.push(gh.prepare_delete(a.id).describe());
+                    }
+                    (
+                        format!(
+                            "check {temp} (size and digest), then swap it in as {}",
+                            local.name()
+                        ),
+                        lines,
+                    )
+                }
+                Step::WriteManifest { change } => (
+                    format!(
+                        "write {}\n{}",
+                        change.rel,
+                        indent(
+                            &changes::unified_diff(std::slice::from_ref(change)),
+                            "     "
+                        )
+                        .trim_end()
+                    ),
+                    vec![effect::describe_write(&change.abs, change.new.as_bytes())],
                 ),
-                Step::WriteManifest { change } => format!(
-                    "{n}. write {}\n{}",
-                    change.rel,
-                    indent(&changes::unified_diff(std::slice::from_ref(change)), "     ")
-                ),
-                Step::SyncVm { version, manifest } => format!(
-                    "{n}. sync the VM to {version} (manifest sha256 {}, flock, backup, SERVER_VERSION/SERVER_BUILD, VERSION, restart)\n     $ az vm run-command invoke -g {} -n {} --command-id RunShellScript --scripts <script of {} bytes; the manifest travels base64-encoded>",
-                    hash::bytes_sha256(manifest.as_bytes()),
-                    cfg.azure.resource_group,
-                    cfg.azure.vm_name,
-                    self.vm_target().sync_script(version, manifest, self.channel_name == "stable").len()
+                Step::SyncVm { version, manifest } => (
+                    format!(
+                        "sync the VM to {version} (manifest sha256 {}, flock, backup, SERVER_VERSION/SERVER_BUILD, VERSION, restart)",
+                        hash::bytes_sha256(manifest.as_bytes())
+                    ),
+                    vec![az.describe_script(&self.vm_target().sync_script(
+                        version,
+                        manifest,
+                        self.moves_server_version(),
+                    ))],
                 ),
             };
-            out.push_str("  ");
-            out.push_str(&line);
-            out.push('\n');
+            out.push_str(&format!("  {}. {title}\n", i + 1));
+            for effect in effects {
+                // A command is a shell line (`$ `), a write is not; a
+                // multi-line argument (the VM script) is printed as it is
+                // sent, not indented.
+                let shown = if effect.starts_with("write ") {
+                    effect
+                } else {
+                    format!("$ {effect}")
+                };
+                out.push_str("     ");
+                out.push_str(&shown);
+                out.push('\n');
+            }
         }
         out
     }

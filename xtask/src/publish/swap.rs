@@ -6,10 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use super::{
-    plan::{Artifact, PREV},
-    Job,
-};
+use super::{plan::Artifact, Job};
 
 impl Job<'_> {
     /// Checks each uploaded temporary asset, then swaps them in: live ->
@@ -60,14 +57,9 @@ impl Job<'_> {
                     uploaded.state
                 );
             }
-            let live = release.asset(local.name()).map(|a| {
-                let prev = format!(
-                    "{}{PREV}{}",
-                    local.name(),
-                    a.sha256().map_or("unknown", |s| &s[..12.min(s.len())])
-                );
-                (a.id, prev)
-            });
+            let live = release
+                .asset(local.name())
+                .map(|a| (a.id, local.prev_name(a)));
             plans.push((*local, uploaded.id, live));
         }
         // Every call of the swap is started before the first is sent: gh's

@@ -186,3 +186,36 @@ fn snap(root: &Path, dir: &Path, out: &mut Snapshot) {
         }
     }
 }
+
+/// Compares `actual` with the golden file `xtask/tests/golden/NAME` as a
+/// whole; `UPDATE_GOLDEN=1` rewrites the file after an intended change.
+pub fn assert_golden(name: &str, actual: &str) {
+    let golden = repo_root().join("xtask/tests/golden").join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        fs::write(&golden, actual).unwrap();
+    }
+    let want = fs::read_to_string(&golden)
+        .unwrap_or_else(|_| panic!("golden file {name}; create it with UPDATE_GOLDEN=1"));
+    if actual != want {
+        let diff = similar_lines(&want, actual);
+        panic!("{name} differs from its golden file (rerun with UPDATE_GOLDEN=1 after an intended change):\n{diff}");
+    }
+}
+
+/// The lines that differ, `-` golden and `+` actual, for a short message.
+fn similar_lines(want: &str, got: &str) -> String {
+    let (w, g): (Vec<&str>, Vec<&str>) = (want.lines().collect(), got.lines().collect());
+    let mut out = String::new();
+    for i in 0..w.len().max(g.len()) {
+        let (a, b) = (w.get(i), g.get(i));
+        if a != b {
+            out += &format!(
+                "line {}:\n- {}\n+ {}\n",
+                i + 1,
+                a.unwrap_or(&""),
+                b.unwrap_or(&"")
+            );
+        }
+    }
+    out
+}

@@ -1,0 +1,175 @@
+//! The reference flows the release is measured against: the floor (one
+//! `gh release upload` of both files, and raw HTTP POSTs with no gh) and
+//! the naive runbook flow (`upload --clobber` per asset).
+
+use super::*;
+
+impl Bench<'_> {
+    /// One `gh release upload` of both files under fresh names (symlinks,
+    /// as publish stages its uploads).
+    pub(super) fn floor_gh(&self, dir: &Path, tag: &str) -> Result<Usage> {
+        let staging = dir.join("floor");
+        fs::create_dir_all(&staging)
+            .with_context(|| format!("cannot create {}", staging.display()))?;
+        let mut links = Vec::new();
+        for name in ["Nexy.dmg", "Nexy.pkg"] {
+            let link = staging.join(format!("{FLOOR_PREFIX}{name}"));
+            let target = fs::canonicalize(self.inbox.join(name))?;
+            let _ = fs::remove_file(&link);
+            std::os::unix::fs::symlink(&target, &link)
+                .with_context(|| format!("cannot create {}", link.display()))?;
+            links.push(link);
+        }
+        let (sh, cfg) = (self.sh, &self.ws.config.github);
+        let target = format!("{}/{}", cfg.host, cfg.assets_repo);
+        let from = self.mark()?;
+        let m = measure(
+            cmd!(sh, "gh release upload {tag} {links...} -R {target}"),
+            "gh release upload (floor)",
+            UPLOAD_TIMEOUT,
+            false,
+        )?;
+        let to = self.mark()?;
+        if !m.success() {
+            bail!("the floor's `gh release upload` failed: {}", m.said());
+        }
+        self.usage(&from, &to)
+    }
+
+    /// The same bytes as two raw HTTP POSTs straight to the stand-in (the
+    /// kernel copies the file to the socket): the transfer with no gh.
+    pub(super) fn floor_raw(&self, tag: &str, token: &str) -> Result<Usage> {
+        let cfg = &self.ws.config.github;
+        let release = self.release_json(tag)?;
+        let id = release
+            .get("id")
+            .and_then(Value::as_u64)
+            .context("the release JSON has no id")?;
+        let base = cfg
+            .download_base
+            .as_deref()
+            .context("the stand-in config has no github.download_base")?;
+        let addr: SocketAddr = base
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .parse()
+            .with_context(|| format!("{base} is not http://ADDRESS:PORT"))?;
+        let from = self.mark()?;
+        for name in ["Nexy.dmg", "Nexy.pkg"] {
+            raw_upload(
+                addr,
+                token,
+                &cfg.assets_repo,
+                id,
+                &format!("{RAW_PREFIX}{name}"),
+                &self.inbox.join(name),
+            )?;
+        }
+        let to = self.mark()?;
+        self.usage(&from, &to)
+    }
+
+    /// The release JSON of `tag` as `gh api` prints it.
+    pub(super) fn release_json(&self, tag: &str) -> Result<Value> {
+        let (sh, cfg) = (self.sh, &self.ws.config.github);
+        let host = &cfg.host;
+        let path = format!("repos/{}/releases/tags/{tag}", cfg.assets_repo);
+        let out = proc::run(
+            cmd!(sh, "gh api --hostname {host} {path}"),
+            "gh api",
+            API_TIMEOUT,
+        )?;
+        if !out.success() {
+            bail!("`gh api {path}` failed: {}", out.stderr.trim());
+        }
+        serde_json::from_str(&out.stdout).with_context(|| format!("`gh api {path}` is not JSON"))
+    }
+
+    /// Deletes the floor's uploads, so the release holds only its own assets.
+    pub(super) fn remove_bench_assets(&self, tag: &str) -> Result<()> {
+        let cfg = &self.ws.config.github;
+        let gh = Gh::new(self.sh, &cfg.host, &cfg.assets_repo);
+        let release = gh
+            .release(tag)?
+            .with_context(|| format!("the release {tag} disappeared"))?;
+        for asset in &release.assets {
+            if asset.name.starts_with(FLOOR_PREFIX) || asset.name.starts_with(RAW_PREFIX) {
+                gh.delete(asset.id)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The old runbook: hash, `gh release upload --clobber` per asset
+    /// (delete first, then upload), then the manifest and the VM sync
+    /// exactly as publish does them.
+    pub(super) fn naive_publish(&self, v: Version) -> Result<()> {
+        let (sh, ws) = (self.sh, self.ws);
+        let job = publish::Job::new(sh, ws, "stable")?;
+        let locals = job.artifacts(&self.inbox)?;
+        let manifest = job.new_manifest(&locals, None)?;
+        let target = format!("{}/{}", ws.config.github.host, ws.config.github.assets_repo);
+        for local in &locals {
+            let (tag, file) = (&local.tag, &local.path);
+            let out = proc::run(
+                cmd!(sh, "gh release upload {tag} {file} --clobber -R {target}"),
+                "gh release upload --clobber",
+                UPLOAD_TIMEOUT,
+            )?;
+            if !out.success() {
+                bail!(
+                    "`gh release upload --clobber` of {} failed: {}",
+                    file.display(),
+                    out.stderr.trim()
+                );
+            }
+        }
+        let change = manifest.context("the naive flow publishes a DMG, so it has a manifest")?;
+        changes::apply(std::slice::from_ref(&change))?;
+        let cfg = &ws.config.azure;
+        // The stable channel also moves the server's own version.
+        let az = Az::new(sh, &cfg.resource_group, &cfg.vm_name);
+        crate::vm::sync(&az, &job.vm_target(), &v.to_string(), &change.new, true)
+            .context("the naive flow's VM sync did not confirm")
+    }
+}
+
+/// Writes one file as a raw asset upload; expects 201.
+pub(super) fn raw_upload(
+    addr: SocketAddr,
+    token: &str,
+    repo: &str,
+    release_id: u64,
+    name: &str,
+    file: &Path,
+) -> Result<()> {
+    let size = fs::metadata(file)
+        .with_context(|| format!("cannot read {}", file.display()))?
+        .len();
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10))
+        .with_context(|| format!("cannot connect to the stand-in at {addr}"))?;
+    stream.set_write_timeout(Some(Duration::from_secs(300)))?;
+    stream.set_read_timeout(Some(Duration::from_secs(300)))?;
+    write!(
+        stream,
+        "POST http://uploads.github.localhost/repos/{repo}/releases/{release_id}/assets?name={name}&label= HTTP/1.1\r\n\
+         Host: uploads.github.localhost\r\n\
+         Authorization: token {token}\r\n\
+         Content-Type: application/octet-stream\r\n\
+         Content-Length: {size}\r\n\
+         Connection: close\r\n\r\n"
+    )?;
+    let mut f = fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+    let sent = std::io::copy(&mut f, &mut stream).context("the raw upload was cut")?;
+    if sent != size {
+        bail!("sent {sent} of {size} bytes of {}", file.display());
+    }
+    let mut line = String::new();
+    BufReader::new((&stream).take(1024))
+        .read_line(&mut line)
+        .context("the stand-in did not answer the raw upload")?;
+    if line.split_whitespace().nth(1) != Some("201") {
+        bail!("the raw upload of {name} answered {:?}", line.trim());
+    }
+    Ok(())
+}
