@@ -73,10 +73,10 @@ pub fn consistent(dir: &Path, manifest_text: Option<&str>) -> std::result::Resul
 /// Marks `dir` complete, with the manifest that describes its assets.
 pub fn seal(dir: &Path, version: &str, manifest_file: &str, manifest: Option<&str>) -> Result<()> {
     if let Some(m) = manifest {
-        crate::effect::write(&dir.join(manifest_file), m.as_bytes())
+        crate::effect::write(&dir.join(manifest_file), m)
             .with_context(|| format!("cannot write the archived manifest in {}", dir.display()))?;
     }
-    crate::effect::write(&dir.join(DONE), format!("{version}\n").as_bytes())
+    crate::effect::write(&dir.join(DONE), &format!("{version}\n"))
         .with_context(|| format!("cannot mark {} complete", dir.display()))
 }
 

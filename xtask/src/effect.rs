@@ -7,9 +7,9 @@
 //! (with [`describe`]), and the writes the real run would make. So what
 //! `--dry-run` prints is what would run.
 
-use std::{fs, io::Write as _, path::Path, process::Command};
+use std::{path::Path, process::Command};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 /// A command as a POSIX shell line: the program and each argument, quoted
 /// where a shell would split or expand it; `stdin`, when given, follows as
@@ -52,29 +52,22 @@ pub fn describe_write(path: &Path, bytes: &[u8]) -> String {
     )
 }
 
-/// Writes `bytes` to `path` whole or not at all: into a temporary file
-/// beside it, then renamed over it.
-pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let written = (|| -> std::io::Result<()> {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if written.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    written.with_context(|| format!("cannot write {}", path.display()))
+/// Writes `text` to `path` whole or not at all, through the one file
+/// writer (`changes::apply`: a temporary file beside it, synced, then
+/// renamed over it).
+pub fn write(path: &Path, text: &str) -> Result<()> {
+    crate::changes::apply(&[crate::changes::FileChange {
+        rel: path.display().to_string(),
+        abs: path.to_path_buf(),
+        old: String::new(),
+        new: text.to_string(),
+    }])
 }
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
 
     #[test]
@@ -100,11 +93,11 @@ mod tests {
     fn writes_are_whole() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.json");
-        write(&path, b"one").unwrap();
-        write(&path, b"two").unwrap();
+        write(&path, "one").unwrap();
+        write(&path, "two").unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"two");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
-        assert!(write(&dir.path().join("missing/x"), b"x").is_err());
+        assert!(write(&dir.path().join("missing/x"), "x").is_err());
         assert!(describe_write(&path, b"two")
             .starts_with(&format!("write {} (3 bytes, sha256 ", path.display())));
     }

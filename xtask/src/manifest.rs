@@ -32,10 +32,13 @@ pub fn parse(path: &str, text: &str) -> Result<Map<String, Value>> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct View {
     pub version: Option<String>,
+    pub build: Option<String>,
     /// `artifact.sha256`: the DMG the manifest describes.
     pub sha256: Option<String>,
     /// `artifact.size`.
     pub size: Option<u64>,
+    /// `artifact.ed25519`: the DMG's signature, base64.
+    pub ed25519: Option<String>,
 }
 
 impl View {
@@ -45,16 +48,13 @@ impl View {
 
     pub fn of(map: &Map<String, Value>) -> View {
         let art = map.get("artifact");
+        let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
         View {
-            version: map
-                .get("version")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            sha256: art
-                .and_then(|a| a.get("sha256"))
-                .and_then(Value::as_str)
-                .map(str::to_string),
+            version: text(map.get("version")),
+            build: text(map.get("build")),
+            sha256: text(art.and_then(|a| a.get("sha256"))),
             size: art.and_then(|a| a.get("size")).and_then(Value::as_u64),
+            ed25519: text(art.and_then(|a| a.get("ed25519"))),
         }
     }
 }
@@ -327,6 +327,29 @@ mod tests {
         ] {
             assert_eq!(python_float_repr(x), want, "{x}");
         }
+    }
+
+    #[test]
+    fn the_view_reads_the_fields_we_use() {
+        let text = "{\"version\": \"2.0.0.5\", \"build\": \"2.0.0.5\", \"artifact\": {\"size\": 12, \"sha256\": \"ab\", \"ed25519\": \"c2ln\"}, \"other\": 1}";
+        let view = View::parse("m.json", text).unwrap();
+        assert_eq!(
+            view,
+            View {
+                version: Some("2.0.0.5".into()),
+                build: Some("2.0.0.5".into()),
+                sha256: Some("ab".into()),
+                size: Some(12),
+                ed25519: Some("c2ln".into()),
+            }
+        );
+        // Missing or mistyped fields read as absent.
+        let view = View::parse("m.json", "{\"version\": 5, \"artifact\": []}").unwrap();
+        assert_eq!(view, View::default());
+        assert_eq!(
+            file_name("server/updates/manifests/manifest_beta.json"),
+            "manifest_beta.json"
+        );
     }
 
     #[test]

@@ -38,23 +38,15 @@ impl Promote {
         let to = ws.channel(&self.to)?.clone();
         let source_text = changes::read_text(&ws.root, &from.manifest)?;
         let source = manifest::parse(&from.manifest, &source_text)?;
-        let version = source
-            .get("version")
-            .and_then(Value::as_str)
-            .with_context(|| {
-                format!(
-                    "{} has no version; publish to {} first",
-                    from.manifest, self.from
-                )
-            })?
-            .to_string();
-        let art = source.get("artifact").cloned().unwrap_or(Value::Null);
-        let want_sha = art
-            .get("sha256")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        let want_size = art.get("size").and_then(Value::as_u64).unwrap_or(0);
+        let source_view = manifest::View::of(&source);
+        let version = source_view.version.clone().with_context(|| {
+            format!(
+                "{} has no version; publish to {} first",
+                from.manifest, self.from
+            )
+        })?;
+        let want_sha = source_view.sha256.clone().unwrap_or_default();
+        let want_size = source_view.size.unwrap_or(0);
 
         let gh = Gh::new(sh, &ws.config.github.host, &ws.config.github.assets_repo);
         let live_of = |tag: &str, name: &str| -> Result<Option<crate::gh::Asset>> {
@@ -84,15 +76,11 @@ impl Promote {
             (None, None) => true,
             _ => false,
         };
-        let target_version = target.get("version").and_then(Value::as_str);
-        let target_sha = target
-            .get("artifact")
-            .and_then(|a| a.get("sha256"))
-            .and_then(Value::as_str);
+        let target_view = manifest::View::of(&target);
         if same(&Some(src_dmg.clone()), &dst_dmg)
             && same(&src_pkg, &dst_pkg)
-            && target_version == Some(version.as_str())
-            && target_sha == Some(want_sha.as_str())
+            && target_view.version.as_deref() == Some(version.as_str())
+            && target_view.sha256.as_deref() == Some(want_sha.as_str())
         {
             say!(
                 "nothing to promote: {} already serves {version} with the same bytes as {}",

@@ -12,7 +12,6 @@ use std::{
 };
 
 use anyhow::{Context, Result};
-use serde_json::Value;
 use xshell::Shell;
 
 use crate::{
@@ -50,17 +49,13 @@ struct Promise {
 fn promise(ws: &Workspace, channel: &Channel) -> Result<(Promise, Vec<String>)> {
     let rel = &channel.manifest;
     let map = manifest::parse(rel, &changes::read_text(&ws.root, rel)?)?;
-    let s = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or_default().to_string();
-    let art = map.get("artifact");
+    let view = manifest::View::of(&map);
     let promise = Promise {
-        version: s(map.get("version")),
-        build: s(map.get("build")),
-        size: art
-            .and_then(|a| a.get("size"))
-            .and_then(Value::as_u64)
-            .unwrap_or(0),
-        sha256: s(art.and_then(|a| a.get("sha256"))),
-        ed25519: s(art.and_then(|a| a.get("ed25519"))),
+        version: view.version.unwrap_or_default(),
+        build: view.build.unwrap_or_default(),
+        size: view.size.unwrap_or(0),
+        sha256: view.sha256.unwrap_or_default(),
+        ed25519: view.ed25519.unwrap_or_default(),
     };
     Ok((promise, manifest::problems(&map, channel)))
 }
