@@ -21,6 +21,7 @@ mod hash;
 mod hook;
 mod http;
 mod journal;
+mod lease;
 mod linked;
 mod lock;
 mod manifest;
@@ -134,6 +135,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
             let ws = load()?;
             task.run(&sh, &ws, &ws.config_path)?;
         }
+        Command::Lease(task) => task.run(&sh, &load()?)?,
         Command::Promote(task) => return Ok(verdict(task.run(&sh, &load()?)?)),
         Command::Keygen(task) => {
             let ws = load()?;

@@ -136,6 +136,7 @@ pub fn checks(sh: &Shell, ws: &Workspace, channel_name: &str) -> Result<Vec<Chec
         ),
     });
     out.push(version_check(ws, live_version.as_deref()));
+    out.push(crate::lease::preflight_check(sh, ws));
     out.push(CheckResult::pass(
         "elapsed",
         format!(

@@ -61,7 +61,8 @@ impl Rollback {
              \x20     the archived manifest of {target}, written with these same bytes, is restored unchanged."
         );
         let dir = archive::root_of(&ws.root).join(target.to_string());
-        let job = Job::new(sh, ws, &self.channel)?;
+        let mut job = Job::new(sh, ws, &self.channel)?;
+        job.command = "rollback";
         let locals = job.artifacts(&dir)?;
         let manifest_file = job.manifest_file();
         let restore = std::fs::read_to_string(dir.join(&manifest_file)).ok();
