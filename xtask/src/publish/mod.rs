@@ -20,7 +20,10 @@ pub mod plan;
 pub mod render;
 pub mod swap;
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    sync::atomic::{AtomicBool, Ordering},
+};
 
 use anyhow::{bail, Context, Result};
 use serde_json::{Map, Value};
@@ -336,6 +339,10 @@ impl<'a> Job<'a> {
             );
             return Ok(None);
         }
+        if OUTER.load(Ordering::SeqCst) {
+            // `release` holds both over publish and verify.
+            return Ok(None);
+        }
         let lock = Lock::take(&self.ws.root.join(INBOX).join(".release.lock"))?;
         self.sh
             .set_var(crate::lock::RUN_ENV, std::process::id().to_string());
@@ -374,6 +381,26 @@ impl<'a> Job<'a> {
 pub struct Held {
     _lease: crate::lease::Lease,
     _lock: Lock,
+}
+
+/// Set while a caller (`release`) holds the lock and lease for its stages,
+/// so that the publish inside takes neither again.
+static OUTER: AtomicBool = AtomicBool::new(false);
+
+impl Held {
+    /// Holds the lock and lease for the caller's stages (publish, then
+    /// verify, so that no other release replaces the bytes being verified).
+    pub fn for_stages(job: &Job<'_>) -> Result<Held> {
+        let held = job.lock(false)?.context("the release lock was not taken")?;
+        OUTER.store(true, Ordering::SeqCst);
+        Ok(held)
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        OUTER.store(false, Ordering::SeqCst);
+    }
 }
 
 fn tag_for(channel: &Channel, kind: Kind) -> String {
