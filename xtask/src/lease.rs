@@ -395,77 +395,77 @@ impl Lease {
         let journal = Journal::open(&inbox.join(".journal.jsonl"));
         let deadline = Instant::now() + Duration::from_secs(cfg.wait_secs);
         let mut shown: Option<String> = None;
-        let result = loop {
-            // Every branch but waiting goes on at once; this bounds them too.
-            if Instant::now() > deadline + Duration::from_secs(60) {
-                break Err(anyhow::anyhow!(
+        let result = (|| -> Result<u64> {
+            loop {
+                // Every branch but waiting goes on at once; this bounds them too.
+                if Instant::now() > deadline + Duration::from_secs(60) {
+                    bail!(
                     "the release lease could not be taken within {} s; see it with `cargo xtask lease`",
                     cfg.wait_secs + 60
-                ));
-            }
-            let seen = remote.read(sh)?;
-            match decide(seen.as_ref(), &mine, gone.as_deref(), cfg.ttl_secs) {
-                Decision::Free => {
-                    std::fs::write(&record, format!("{mine}\n"))
-                        .with_context(|| format!("cannot write {}", record.display()))?;
-                    if !remote.upload(sh, &file, &holder.label())? {
-                        continue;
-                    }
-                    // The asset of that name is ours only if its label says so.
-                    match remote.read(sh)? {
-                        Some(s) if s.holder.as_ref().is_some_and(|h| h.run == mine) => {
-                            break Ok(s.id)
+                );
+                }
+                let seen = remote.read(sh)?;
+                match decide(seen.as_ref(), &mine, gone.as_deref(), cfg.ttl_secs) {
+                    Decision::Free => {
+                        std::fs::write(&record, format!("{mine}\n"))
+                            .with_context(|| format!("cannot write {}", record.display()))?;
+                        if !remote.upload(sh, &file, &holder.label())? {
+                            continue;
                         }
-                        _ => continue,
+                        // The asset of that name is ours only if its label says so.
+                        match remote.read(sh)? {
+                            Some(s) if s.holder.as_ref().is_some_and(|h| h.run == mine) => {
+                                return Ok(s.id)
+                            }
+                            _ => continue,
+                        }
                     }
-                }
-                Decision::Ours { id } => {
-                    remote.delete(sh, id)?;
-                    journal.record(
-                        "done",
-                        &format!("lease takeover {id} (a gone run of this clone)"),
-                    )?;
-                }
-                Decision::Expired { id } => {
-                    let who = seen
-                        .as_ref()
-                        .and_then(|s| s.holder.as_ref())
-                        .map_or("an unknown holder".into(), Holder::describe);
-                    crate::say!("  the release lease held by {who} expired; taking it over");
-                    remote.delete(sh, id)?;
-                    journal.record(
-                        "done",
-                        &format!("lease takeover {id} expired, held by {who}"),
-                    )?;
-                }
-                Decision::Held { left_secs } => {
-                    let who = seen
-                        .as_ref()
-                        .and_then(|s| s.holder.as_ref())
-                        .map_or("an unknown holder".into(), Holder::describe);
-                    if Instant::now() >= deadline {
-                        break Err(anyhow::anyhow!(
+                    Decision::Ours { id } => {
+                        remote.delete(sh, id)?;
+                        journal.record(
+                            "done",
+                            &format!("lease takeover {id} (a gone run of this clone)"),
+                        )?;
+                    }
+                    Decision::Expired { id } => {
+                        let who = seen
+                            .as_ref()
+                            .and_then(|s| s.holder.as_ref())
+                            .map_or("an unknown holder".into(), Holder::describe);
+                        crate::say!("  the release lease held by {who} expired; taking it over");
+                        remote.delete(sh, id)?;
+                        journal.record(
+                            "done",
+                            &format!("lease takeover {id} expired, held by {who}"),
+                        )?;
+                    }
+                    Decision::Held { left_secs } => {
+                        let who = seen
+                            .as_ref()
+                            .and_then(|s| s.holder.as_ref())
+                            .map_or("an unknown holder".into(), Holder::describe);
+                        if Instant::now() >= deadline {
+                            bail!(
                             "another release holds the lease ({}): {who}, expiring in {left_secs} s unless renewed; nothing was changed. Run `cargo xtask {command}` again when it is done, see it with `cargo xtask lease`, or remove a stuck one with `cargo xtask lease --break`",
                             remote.where_()
-                        ));
-                    }
-                    if shown.as_deref() != Some(who.as_str()) {
-                        crate::say!(
-                            "  waiting for the release lease (at most {} s): held by {who}",
-                            cfg.wait_secs
                         );
-                        shown = Some(who);
+                        }
+                        if shown.as_deref() != Some(who.as_str()) {
+                            crate::say!(
+                                "  waiting for the release lease (at most {} s): held by {who}",
+                                cfg.wait_secs
+                            );
+                            shown = Some(who);
+                        }
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        std::thread::sleep(Duration::from_secs(cfg.poll_secs.max(1)).min(left));
                     }
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    std::thread::sleep(Duration::from_secs(cfg.poll_secs.max(1)).min(left));
                 }
             }
-        };
+        })();
+        // Removed on every path, the lease taken or not.
         let _ = std::fs::remove_dir_all(&dir);
-        let id = match result {
-            Ok(id) => id,
-            Err(e) => return Err(e),
-        };
+        let id = result?;
         if shown.is_some() {
             crate::say!("  took the release lease; reading live state again under it");
         }
