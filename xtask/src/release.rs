@@ -79,7 +79,8 @@ impl Release {
         let _held = if self.dry_run {
             None
         } else {
-            let job = crate::publish::Job::new(sh, ws, &self.channel)?;
+            let mut job = crate::publish::Job::new(sh, ws, &self.channel)?;
+            job.command = "release";
             Some(crate::publish::Held::for_stages(&job)?)
         };
         let publish = Publish {
