@@ -419,6 +419,10 @@ impl Lease {
                 );
                 }
                 let seen = remote.read(sh)?;
+                let who = seen
+                    .as_ref()
+                    .and_then(|s| s.holder.as_ref())
+                    .map_or("an unknown holder".into(), Holder::describe);
                 match decide(seen.as_ref(), &mine, gone.as_deref(), cfg.ttl_secs) {
                     Decision::Free => {
                         std::fs::write(&record, format!("{mine}\n"))
@@ -442,10 +446,6 @@ impl Lease {
                         )?;
                     }
                     Decision::Expired { id } => {
-                        let who = seen
-                            .as_ref()
-                            .and_then(|s| s.holder.as_ref())
-                            .map_or("an unknown holder".into(), Holder::describe);
                         crate::say!("  the release lease held by {who} expired; taking it over");
                         remote.delete(sh, id)?;
                         journal.record(
@@ -454,10 +454,6 @@ impl Lease {
                         )?;
                     }
                     Decision::Held { left_secs } => {
-                        let who = seen
-                            .as_ref()
-                            .and_then(|s| s.holder.as_ref())
-                            .map_or("an unknown holder".into(), Holder::describe);
                         if Instant::now() >= deadline {
                             bail!(
                             "another release holds the lease ({}): {who}, expiring in {left_secs} s unless renewed; nothing was changed. Run `cargo xtask {command}` again when it is done, see it with `cargo xtask lease`, or remove a stuck one with `cargo xtask lease --break`",

@@ -33,17 +33,23 @@ fn lease_config(st: &Stage, ttl: u64, wait: u64) {
     fs::write(&st.config, text).unwrap();
 }
 
-/// xtask in `root` against the stand-in, in its own process group.
-fn spawn_in(st: &Stage, root: &Path, args: &[&str], log: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(args)
+/// xtask in the clone at `root`, against the stand-in.
+fn xtask_in(st: &Stage, root: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    cmd.args(args)
         .arg("--config")
         .arg(&st.config)
         .arg("--root")
         .arg(root)
         .envs(st.env())
         .current_dir(root)
-        .stdin(Stdio::null())
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// xtask in `root`, in its own process group, its output in `log`.
+fn spawn_in(st: &Stage, root: &Path, args: &[&str], log: &Path) -> Child {
+    xtask_in(st, root, args)
         .stdout(fs::File::create(log.with_extension("out")).unwrap())
         .stderr(fs::File::create(log).unwrap())
         .process_group(0)
@@ -52,17 +58,7 @@ fn spawn_in(st: &Stage, root: &Path, args: &[&str], log: &Path) -> Child {
 }
 
 fn run_in(st: &Stage, root: &Path, args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(args)
-        .arg("--config")
-        .arg(&st.config)
-        .arg("--root")
-        .arg(root)
-        .envs(st.env())
-        .current_dir(root)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = xtask_in(st, root, args).output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         format!(
