@@ -42,6 +42,9 @@ pub struct Config {
     /// How a VM sync restarts the service and keeps manifest backups.
     #[serde(default)]
     pub vm: VmConfig,
+    /// The release lease held in GitHub (`lease.rs`).
+    #[serde(default)]
+    pub lease: LeaseConfig,
     /// Ed25519 signing of the DMG (Sparkle's `sparkle:edSignature`).
     #[serde(default)]
     pub signing: Option<SigningConfig>,
@@ -123,6 +126,43 @@ pub struct SigningConfig {
     /// A private key file outside the repository (or `NEXY_ED25519_KEY`).
     #[serde(default)]
     pub private_key_file: Option<PathBuf>,
+}
+
+/// The release lease (`lease.rs`): how long a lease lives without renewal,
+/// how long a second run waits for it, and how often it asks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaseConfig {
+    /// A lease not renewed for this long (by GitHub's clock) is expired.
+    #[serde(default = "default_lease_ttl")]
+    pub ttl_secs: u64,
+    /// How long a run waits for a lease held by another run.
+    #[serde(default = "default_lease_wait")]
+    pub wait_secs: u64,
+    /// How often a waiting run asks GitHub (240 requests an hour at 15 s,
+    /// well inside the 5,000 an hour of an authenticated token).
+    #[serde(default = "default_lease_poll")]
+    pub poll_secs: u64,
+}
+
+fn default_lease_ttl() -> u64 {
+    600
+}
+fn default_lease_wait() -> u64 {
+    900
+}
+fn default_lease_poll() -> u64 {
+    15
+}
+
+impl Default for LeaseConfig {
+    fn default() -> Self {
+        LeaseConfig {
+            ttl_secs: default_lease_ttl(),
+            wait_secs: default_lease_wait(),
+            poll_secs: default_lease_poll(),
+        }
+    }
 }
 
 /// How long `verify` rides out the feed's caches (max-age 30-60 s) before

@@ -35,7 +35,12 @@ pub fn name(live: &str, temp: Temp, tail: &str) -> String {
 
 /// Which temporary asset of `live` `asset` is, in the current scheme
 /// (`Nexy.next-<tail>.dmg`) or the old one (`Nexy.dmg.next-<tail>`).
+/// The release lease (`lease.rs`) lives on the same release and is never a
+/// temporary asset, whatever the live name is.
 pub fn parse(asset: &str, live: &str) -> Option<Temp> {
+    if asset == crate::lease::NAME {
+        return None;
+    }
     let (stem, ext) = split(live);
     [Temp::Next, Temp::Prev].into_iter().find(|temp| {
         let word = temp.word();
@@ -88,6 +93,7 @@ mod tests {
             ("Nexy.next-.dmg", None),
             ("Nexy.dmg.sig", None),
             ("Other.next-0123456789ab.dmg", None),
+            (crate::lease::NAME, None),
         ] {
             assert_eq!(parse(asset, "Nexy.dmg"), want, "{asset}");
         }
