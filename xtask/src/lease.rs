@@ -276,7 +276,7 @@ impl Remote {
     }
 
     /// Uploads the lease; `false` when an asset of that name exists.
-    fn upload(&self, sh: &Shell, file: &Path, label: &str) -> Result<bool> {
+    fn upload(&self, sh: &Shell, file: &Path, label: &str, command: &str) -> Result<bool> {
         let (tag, target) = (&self.tag, format!("{}/{}", self.host, self.repo));
         let arg = format!("{}#{label}", file.display());
         let out = proc::run_command(
@@ -293,7 +293,7 @@ impl Remote {
             return Ok(false);
         }
         bail!(
-            "taking the lease failed (gh release upload {tag} {NAME}): {}",
+            "taking the lease failed (gh release upload {tag} {NAME}): {}\nnothing was changed; check `gh auth status`, then run `cargo xtask {command}` again",
             crate::util::last_lines(&out.stderr, 2)
         )
     }
@@ -431,7 +431,7 @@ impl Lease {
                     Decision::Free => {
                         std::fs::write(&record, format!("{mine}\n"))
                             .with_context(|| format!("cannot write {}", record.display()))?;
-                        if !remote.upload(sh, &file, &holder.label())? {
+                        if !remote.upload(sh, &file, &holder.label(), command)? {
                             continue;
                         }
                         // The asset of that name is ours only if its label says so.
