@@ -376,6 +376,9 @@ fn run_id() -> String {
 /// The held lease; dropping it stops the renewal and removes the asset.
 pub struct Lease {
     remote: Arc<Remote>,
+    /// The environment of the run's shell, for the renewals and the
+    /// release, which need a shell of their own (see [`ShellEnv`]).
+    env: ShellEnv,
     id: u64,
     record: PathBuf,
     stop: Option<mpsc::Sender<()>>,
@@ -484,16 +487,13 @@ impl Lease {
             crate::say!("  took the release lease; reading live state again under it");
         }
         let remote = Arc::new(remote);
+        let env = ShellEnv::of(sh);
         let (stop, stopped) = mpsc::channel();
         let renewer = {
-            let (remote, mut holder) = (remote.clone(), holder.clone());
+            let (remote, mut holder, env) = (remote.clone(), holder.clone(), env.clone());
             let every = Duration::from_secs((cfg.ttl_secs / 3).max(1));
-            let run_env = std::env::var(crate::lock::RUN_ENV).ok();
             std::thread::spawn(move || {
-                let Ok(sh) = Shell::new() else { return };
-                if let Some(v) = run_env {
-                    sh.set_var(crate::lock::RUN_ENV, v);
-                }
+                let Ok(sh) = env.shell() else { return };
                 while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
                     holder.renewal += 1;
                     match remote.renew(&sh, id, &holder.label()) {
@@ -509,6 +509,7 @@ impl Lease {
         };
         Ok(Lease {
             remote,
+            env,
             id,
             record,
             stop: Some(stop),
@@ -523,12 +524,57 @@ impl Drop for Lease {
         if let Some(r) = self.renewer.take() {
             let _ = r.join();
         }
-        if let Ok(sh) = Shell::new() {
-            if let Err(e) = self.remote.delete(&sh, self.id) {
-                crate::say!("  warning: {e:#}; remove it with `cargo xtask lease --break`");
+        let released = self
+            .env
+            .shell()
+            .and_then(|sh| self.remote.delete(&sh, self.id));
+        match released {
+            Ok(()) => {
+                let _ = std::fs::remove_file(&self.record);
             }
+            // The record stays: the next run of this clone finds its own
+            // lease left behind and takes it over at once, without waiting
+            // out the expiry that another machine would have to wait for.
+            Err(e) => crate::say!(
+                "  warning: {e:#}; the next run from this clone takes it over, or remove it with `cargo xtask lease --break`"
+            ),
         }
-        let _ = std::fs::remove_file(&self.record);
+    }
+}
+
+/// What a shell of the run carries: its directory and the variables set on
+/// it (`rehearse` points gh at the stand-in by `sh.set_var`, not through
+/// the process's own environment). The renewer thread cannot share the
+/// run's `Shell` (it is not `Sync`), and the release runs in `Drop`, where
+/// none is at hand; both rebuild one from this, so that their gh reaches
+/// the same GitHub with the same token as the rest of the run.
+#[derive(Clone)]
+struct ShellEnv {
+    dir: PathBuf,
+    vars: Vec<(std::ffi::OsString, std::ffi::OsString)>,
+}
+
+impl ShellEnv {
+    fn of(sh: &Shell) -> ShellEnv {
+        // xshell applies the shell's variables to every command it makes,
+        // so a command made here (never run) lists them.
+        let probe: std::process::Command = cmd!(sh, "gh").into();
+        ShellEnv {
+            dir: sh.current_dir(),
+            vars: probe
+                .get_envs()
+                .filter_map(|(k, v)| Some((k.to_os_string(), v?.to_os_string())))
+                .collect(),
+        }
+    }
+
+    fn shell(&self) -> Result<Shell> {
+        let sh = Shell::new().context("cannot make a shell for the release lease")?;
+        sh.change_dir(&self.dir);
+        for (k, v) in &self.vars {
+            sh.set_var(k, v);
+        }
+        Ok(sh)
     }
 }
 

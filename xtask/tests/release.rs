@@ -112,6 +112,18 @@ fn rehearse_passes_and_leaves_the_working_tree_untouched() {
         );
     }
     assert!(run.stdout.contains("rehearsal passed"), "{}", run.stdout);
+    // A lease that could not be renewed or released says so in a warning;
+    // a rehearsal must take and release each one cleanly.
+    let lease_warning = |text: &str| {
+        text.lines()
+            .any(|l| l.contains("warning:") && l.contains("lease"))
+    };
+    assert!(
+        !lease_warning(&run.stdout) && !lease_warning(&run.stderr),
+        "{}\n{}",
+        run.stdout,
+        run.stderr
+    );
     assert_eq!(
         before,
         fx.snapshot(),
