@@ -230,7 +230,7 @@ mod tests {
         ("gitobj.rs", "a git tree checked out into a scratch directory for `check`"),
         ("artifact.rs", "the hashing benchmark's input file"),
         ("rehearse.rs", "the rehearsal's temporary workspace"),
-        ("bench.rs", "a benchmark's scratch directory"),
+        ("scratch.rs", "a command's own scratch directory, removed when dropped"),
         ("bench/", "benchmarks write their scratch files and talk to the stand-in directly"),
     ];
 

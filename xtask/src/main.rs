@@ -48,6 +48,7 @@ mod report;
 mod rollback;
 mod samples;
 mod sandbox;
+mod scratch;
 mod secrets;
 mod signing;
 mod tempname;
