@@ -40,8 +40,6 @@ use crate::{
 /// not text anyone wrote by hand, as in the working-tree scan.
 const WHOLE_FILE_LIMIT: u64 = 8 << 20;
 
-/// The path of a finding in a commit's subject line.
-
 /// One line of a pre-push hook's stdin.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefUpdate {

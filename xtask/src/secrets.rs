@@ -247,7 +247,7 @@ fn is_point(bytes: &[u8]) -> bool {
     <[u8; 32]>::try_from(bytes).is_ok_and(|b| ed25519_dalek::VerifyingKey::from_bytes(&b).is_ok())
 }
 
-/// The path a finding in a commit's message is shown under.
+/// The path of a finding in a commit's subject line.
 pub const MESSAGE: &str = "(commit message)";
 
 /// A commit's sha as shown: its first 12 hex digits.
