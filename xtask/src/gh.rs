@@ -222,11 +222,8 @@ impl<'a> Gh<'a> {
         let path = format!("repos/{}/releases/tags/{tag}", self.repo);
         Prepared {
             command: ghenv::command(cmd!(sh, "gh api --hostname {host} -X GET {path} --input -")),
-            what: format!("gh api {path}"),
-            failed: format!("`gh api {path}` failed (check `gh auth status --hostname {host}`)"),
-            timeout: API_TIMEOUT,
-            allow_404: true,
             stdin: Some(Vec::new()),
+            ..self.prepare_release(tag)
         }
     }
 

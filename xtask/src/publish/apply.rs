@@ -110,13 +110,7 @@ impl Job<'_> {
                 .take_while(|s| matches!(s, Step::Archive { .. } | Step::Upload { .. }))
                 .count();
             // The swaps run phase by phase across all assets.
-            let swaps: Vec<&Artifact> = steps[i..]
-                .iter()
-                .map_while(|s| match s {
-                    Step::Swap { local } => Some(local),
-                    _ => None,
-                })
-                .collect();
+            let swaps = swaps_at(&steps[i..]);
             if !swaps.is_empty() {
                 let group = &steps[i..i + swaps.len()];
                 record("start", group)?;
@@ -135,13 +129,7 @@ impl Job<'_> {
                 let transfers = &steps[i..i + batch];
                 // The swaps that follow the transfers read their releases
                 // first: those reads are staged now, beside the transfers.
-                let next: Vec<&Artifact> = steps[i + batch..]
-                    .iter()
-                    .map_while(|s| match s {
-                        Step::Swap { local } => Some(local),
-                        _ => None,
-                    })
-                    .collect();
+                let next = swaps_at(&steps[i + batch..]);
                 if !next.is_empty() {
                     staged_reads = Some(self.stage_swap_reads(&next));
                 }
@@ -329,6 +317,17 @@ impl Job<'_> {
         }
         Ok(())
     }
+}
+
+/// The artifacts of the swaps `steps` begin with.
+fn swaps_at(steps: &[Step]) -> Vec<&Artifact> {
+    steps
+        .iter()
+        .map_while(|s| match s {
+            Step::Swap { local } => Some(local),
+            _ => None,
+        })
+        .collect()
 }
 
 /// A fresh private directory under `parent` for staging upload names.

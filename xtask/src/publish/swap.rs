@@ -124,9 +124,7 @@ impl Job<'_> {
         }
         Ok(cleanup)
     }
-}
 
-impl Job<'_> {
     /// The reads the swap of `artifacts` starts with (their releases, for
     /// the uploaded assets' ids and GitHub's digests), started and
     /// connected but not sent: staged while the uploads run, gh's start-up
