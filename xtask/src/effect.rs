@@ -19,9 +19,10 @@
 //!   [`describe_get`] shows it (`GET url`).
 //!
 //! Files written outside this seam are scratch of their own (a
-//! benchmark's, a test's, a temporary spool removed after use) or the
-//! seam's own atomic machinery (`changes.rs`); each such module says so at
-//! the place, and the test at the end of this file keeps it that way.
+//! benchmark's, a test's, a temporary spool removed after use), what a
+//! command was asked to write (a key, a hook, sample images) or the seam's
+//! own atomic machinery (`changes.rs`); the test at the end of this file
+//! lists each such module with its reason (`EXEMPT`) and fails on any other.
 
 use std::{
     io::Write as _,
@@ -34,8 +35,8 @@ use std::{
 
 use anyhow::{Context, Result};
 
-/// How many HTTP requests and TCP connections this run has made (for the
-/// benchmarks, beside `proc::SPAWNED`).
+/// How many HTTP requests and TCP connections this run has made, counted
+/// as `proc::SPAWNED` counts children.
 pub static REQUESTS: AtomicUsize = AtomicUsize::new(0);
 
 /// A command as a POSIX shell line: the program and each argument, quoted
