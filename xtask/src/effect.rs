@@ -217,6 +217,7 @@ mod tests {
         ("effect.rs", "the seam itself"),
         ("changes.rs", "the seam's atomic writer behind `write` (temporary file, fsync, rename)"),
         ("lock.rs", "the lock file is the exclusion itself (`create_new`); a dry run takes no lock"),
+        ("lease/mod.rs", "the lease's upload body in a scratch directory and this clone's record of the lease it holds; like the lock, a real run's only"),
         ("archive.rs", "a rollback point is a directory written whole: staged, then renamed; a dry run shows its downloads and writes"),
         ("publish/apply.rs", "the staging directory of upload names (symlinks), removed after the uploads"),
         ("promote.rs", "the staging directory of the downloads, removed after"),
