@@ -49,8 +49,9 @@ use crate::{
 pub use remote::Remote;
 pub use state::{decide, describe, version_gate, Decision, Holder};
 
-/// The reserved asset name.
-pub const NAME: &str = "nexy-release.lease";
+/// The reserved asset name (kept with the other asset names in
+/// `tempname.rs`, which must not import this module: a cycle).
+pub use crate::tempname::LEASE as NAME;
 /// The run id of this clone's current lease, written before the upload.
 pub const RECORD: &str = ".lease-run";
 const API_TIMEOUT: Duration = Duration::from_secs(120);
