@@ -295,40 +295,6 @@ fn tempfile_dir(inbox: &Path) -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// The version gate of publish, run on live state read under the lease.
-pub fn gate_publish(
-    artifacts: &[crate::publish::Artifact],
-    manifest: Option<&crate::changes::FileChange>,
-    live: &crate::publish::Live,
-) -> Result<()> {
-    let Some(change) = manifest else {
-        return Ok(());
-    };
-    let view = |rel: &str, text: &str| crate::manifest::View::parse(rel, text).ok();
-    let Some(local) = view(&change.rel, &change.new)
-        .and_then(|v| v.version)
-        .and_then(|v| v.parse().ok())
-    else {
-        return Ok(());
-    };
-    let live_view = live
-        .vm
-        .manifest
-        .as_deref()
-        .and_then(|m| view("live manifest", m));
-    let live_version = live_view
-        .as_ref()
-        .and_then(|v| v.version.as_deref())
-        .and_then(|v| v.parse().ok());
-    let dmg = artifacts
-        .iter()
-        .find(|a| a.kind == crate::artifact::Kind::Dmg)
-        .map(|a| a.digest.sha256.as_str());
-    let same = dmg.is_some() && live_view.and_then(|v| v.sha256).as_deref() == dmg;
-    version_gate(local, live_version, same)
-        .map_err(|why| anyhow::anyhow!("refusing to publish: {why}; nothing was changed"))
-}
-
 /// Preflight's line about the lease: held or free, never a failure (a
 /// held lease makes publish wait, bounded).
 pub fn preflight_check(sh: &Shell, ws: &Workspace) -> crate::report::CheckResult {
