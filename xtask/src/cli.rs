@@ -69,6 +69,18 @@ pub enum Command {
     Keygen(Keygen),
     /// Copy the exact bytes tested on one channel to another (beta -> stable).
     Promote(Promote),
+    /// Show the release lease held in GitHub; `--break` removes a stuck one.
+    Lease(LeaseCmd),
+}
+
+#[derive(Debug, Args)]
+pub struct LeaseCmd {
+    /// Remove the lease (after asking), e.g. one left by a crashed run.
+    #[arg(long = "break")]
+    pub break_: bool,
+    /// Do not ask (for non-interactive use with --break).
+    #[arg(long)]
+    pub yes: bool,
 }
 
 /// What `check` reads: the working tree (default), the index, or a push.

@@ -29,6 +29,7 @@ mod http;
 mod init;
 mod inspect;
 mod journal;
+mod lease;
 mod linked;
 mod lock;
 mod macos;
@@ -49,6 +50,7 @@ mod report;
 mod rollback;
 mod samples;
 mod sandbox;
+mod scratch;
 mod secrets;
 mod signing;
 mod tempname;
@@ -157,6 +159,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
             let ws = load()?;
             task.run(&sh, &ws, &ws.config_path)?;
         }
+        Command::Lease(task) => task.run(&sh, &load()?)?,
         Command::Promote(task) => return Ok(verdict(task.run(&sh, &load()?)?)),
         Command::Keygen(task) => {
             let ws = load()?;

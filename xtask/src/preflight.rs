@@ -138,6 +138,7 @@ pub fn checks(sh: &Shell, ws: &Workspace, channel_name: &str) -> Result<Vec<Chec
         ),
     });
     out.push(version_check(ws, live_version.as_deref()));
+    out.push(crate::lease::preflight_check(sh, ws));
     out.push(CheckResult::pass(
         "elapsed",
         format!(
@@ -252,7 +253,9 @@ fn tag_check(gh: &Gh, tag: &str) -> CheckResult {
             format!("the `{tag}` release in {repo} is immutable: its assets cannot be replaced"),
             format!("a maintainer must turn off immutable releases for {repo} (Settings > General > Releases) before the fixed-tag design can publish"),
         ),
-        Ok(Some(r)) if r.assets.len() + 2 > MAX_ASSETS_PER_RELEASE => CheckResult::fail(
+        // Two temporary names during a swap, and room for the release
+        // lease (`lease/`) unless it is already there.
+        Ok(Some(r)) if r.assets.len() + 2 + usize::from(r.asset(crate::lease::NAME).is_none()) > MAX_ASSETS_PER_RELEASE => CheckResult::fail(
             "fixed-tag",
             format!("`{tag}` holds {} assets; GitHub allows {MAX_ASSETS_PER_RELEASE} per release", r.assets.len()),
             format!("delete stale assets from `{tag}` with `gh release delete-asset {tag} NAME`"),

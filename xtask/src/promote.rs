@@ -114,7 +114,8 @@ impl Promote {
             old: target_text.clone(),
             new,
         };
-        let job = Job::new(sh, ws, &self.to)?;
+        let mut job = Job::new(sh, ws, &self.to)?;
+        job.command = "promote";
         if self.dry_run {
             // The same plan the real run makes, from the digests GitHub
             // reports for the source assets (the real run checks the

@@ -25,6 +25,7 @@ use crate::{
     config::{Workspace, INBOX},
     manifest, report,
     sandbox::{self, StandIn},
+    scratch::TempDir,
     verify,
     version::{self, Version},
     vm,
@@ -39,9 +40,9 @@ impl Rehearse {
             return Ok(passed);
         }
         let total = Instant::now();
-        let scratch = TempDir::new()?;
-        let root = scratch.0.join("workspace");
-        let state = scratch.0.join("stand-in");
+        let scratch = TempDir::named(&std::env::temp_dir(), "nexy-rehearse")?;
+        let root = scratch.path().join("workspace");
+        let state = scratch.path().join("stand-in");
         copy_release_files(ws, &root)?;
 
         crate::say!("== starting the stand-in of production");
@@ -259,26 +260,4 @@ fn which(program: &str) -> Option<PathBuf> {
             .map(|p| p.join(program))
             .find(|p| p.is_file())
     })
-}
-
-/// A scratch directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Result<TempDir> {
-        let base = std::env::temp_dir();
-        for i in 0..100 {
-            let dir = base.join(format!("nexy-rehearse-{}-{i}", std::process::id()));
-            if fs::create_dir(&dir).is_ok() {
-                return Ok(TempDir(dir));
-            }
-        }
-        bail!("cannot create a scratch directory in {}", base.display())
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
 }

@@ -74,6 +74,15 @@ impl Release {
             "== stage 2/3: publish{}",
             if self.dry_run { " (dry run)" } else { "" }
         );
+        // The lock and lease span publish and verify: under them, publish
+        // re-reads live state, and no other release swaps bytes mid-verify.
+        let _held = if self.dry_run {
+            None
+        } else {
+            let mut job = crate::publish::Job::new(sh, ws, &self.channel)?;
+            job.command = "release";
+            Some(crate::publish::Held::for_stages(&job)?)
+        };
         let publish = Publish {
             channel: self.channel.clone(),
             dry_run: self.dry_run,

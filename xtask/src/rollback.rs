@@ -53,7 +53,8 @@ impl Rollback {
              \x20        clients loop. The remedy for them is to roll forward: fix, `cargo xtask bump <above {live}>`, `cargo xtask release`."
         );
         let dir = archive::root_of(&ws.root).join(target.to_string());
-        let job = Job::new(sh, ws, &self.channel)?;
+        let mut job = Job::new(sh, ws, &self.channel)?;
+        job.command = "rollback";
         let locals = job.artifacts(&dir)?;
         let manifest_file = job.manifest_file();
         let restore = std::fs::read_to_string(dir.join(&manifest_file)).ok();

@@ -202,6 +202,7 @@ fn asset_check(gh: &Gh, tag: &str, name: &str, p: &Promise) -> CheckResult {
         .iter()
         .filter(|a| {
             a.name != name
+                && a.name != crate::lease::NAME
                 && (a.name.starts_with(name) || crate::tempname::parse(&a.name, name).is_some())
         })
         .map(|a| a.name.as_str())

@@ -100,6 +100,7 @@ impl Job<'_> {
             Ok(())
         };
         let mut swapped_at: Option<Instant> = None;
+        let mut staged_reads = None;
         let mut i = 0;
         while i < steps.len() {
             // The archive downloads and the uploads are independent
@@ -109,17 +110,14 @@ impl Job<'_> {
                 .take_while(|s| matches!(s, Step::Archive { .. } | Step::Upload { .. }))
                 .count();
             // The swaps run phase by phase across all assets.
-            let swaps: Vec<&Artifact> = steps[i..]
-                .iter()
-                .map_while(|s| match s {
-                    Step::Swap { local } => Some(local),
-                    _ => None,
-                })
-                .collect();
+            let swaps = swaps_at(&steps[i..]);
             if !swaps.is_empty() {
                 let group = &steps[i..i + swaps.len()];
                 record("start", group)?;
-                cleanups.push(self.swap_all(&swaps)?);
+                let reads = staged_reads
+                    .take()
+                    .unwrap_or_else(|| self.stage_swap_reads(&swaps));
+                cleanups.push(self.swap_all(&swaps, reads)?);
                 if swaps.iter().any(|l| l.kind == Kind::Dmg) {
                     swapped_at = Some(Instant::now());
                 }
@@ -129,6 +127,12 @@ impl Job<'_> {
             }
             if batch > 0 {
                 let transfers = &steps[i..i + batch];
+                // The swaps that follow the transfers read their releases
+                // first: those reads are staged now, beside the transfers.
+                let next = swaps_at(&steps[i + batch..]);
+                if !next.is_empty() {
+                    staged_reads = Some(self.stage_swap_reads(&next));
+                }
                 record("start", transfers)?;
                 self.apply_transfers(transfers)?;
                 record("done", transfers)?;
@@ -284,7 +288,9 @@ impl Job<'_> {
                 );
                 gh.rename(asset.id, name)?;
             }
-            Step::Swap { local } => self.swap_all(&[local])?.finish()?,
+            Step::Swap { local } => self
+                .swap_all(&[local], self.stage_swap_reads(&[local]))?
+                .finish()?,
             Step::WriteManifest { change } => {
                 crate::say!("  write {}", change.rel);
                 changes::apply(std::slice::from_ref(change))?;
@@ -311,6 +317,17 @@ impl Job<'_> {
         }
         Ok(())
     }
+}
+
+/// The artifacts of the swaps `steps` begin with.
+fn swaps_at(steps: &[Step]) -> Vec<&Artifact> {
+    steps
+        .iter()
+        .map_while(|s| match s {
+            Step::Swap { local } => Some(local),
+            _ => None,
+        })
+        .collect()
 }
 
 /// A fresh private directory under `parent` for staging upload names.

@@ -20,7 +20,10 @@ pub mod plan;
 pub mod render;
 pub mod swap;
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    sync::atomic::{AtomicBool, Ordering},
+};
 
 use anyhow::{bail, Context, Result};
 use serde_json::{Map, Value};
@@ -69,6 +72,9 @@ impl Publish {
         let artifacts = artifacts?;
         let live = live?;
         let manifest = job.new_manifest(&artifacts, None)?;
+        // Under the lease, live state is another release's if one ran
+        // first: never publish over a higher version.
+        version_gate_under_lease(&artifacts, manifest.as_ref(), &live)?;
         job.execute_with(&artifacts, manifest, live, self.dry_run, lock)
     }
 }
@@ -79,6 +85,8 @@ pub struct Job<'a> {
     pub ws: &'a Workspace,
     pub channel_name: String,
     pub channel: Channel,
+    /// The command the release lease names (`publish`, `rollback`, `promote`).
+    pub command: &'static str,
 }
 
 impl<'a> Job<'a> {
@@ -88,6 +96,7 @@ impl<'a> Job<'a> {
             ws,
             channel_name: channel_name.to_string(),
             channel: ws.channel(channel_name)?.clone(),
+            command: "publish",
         })
     }
 
@@ -319,14 +328,33 @@ impl<'a> Job<'a> {
     /// ours. A dry run writes nothing, not even the lock. Every child of
     /// this run carries its pid (see `lock.rs`), so that a run taking over
     /// after a kill can wait for exactly the calls it left in flight.
-    pub fn lock(&self, dry_run: bool) -> Result<Option<Lock>> {
+    ///
+    /// Under the clone's lock comes the release lease in GitHub
+    /// (`lease/`), which orders runs of all machines; it is released
+    /// when the returned guard drops, on success and on failure alike.
+    pub fn lock(&self, dry_run: bool) -> Result<Option<Held>> {
         if dry_run {
+            crate::say!(
+                "dry run: the release lease ({}) would be taken first; none is taken",
+                crate::lease::Remote::of(self.ws)?.where_()
+            );
+            return Ok(None);
+        }
+        if OUTER.load(Ordering::SeqCst) {
+            // `release` holds both over publish and verify.
             return Ok(None);
         }
         let lock = Lock::take(&self.ws.root.join(INBOX).join(".release.lock"))?;
         self.sh
             .set_var(crate::lock::RUN_ENV, std::process::id().to_string());
-        Ok(Some(lock))
+        let version = changes::read_text(&self.ws.root, &self.ws.config.version_file)
+            .map(|t| t.trim().to_string())
+            .unwrap_or_default();
+        let lease = crate::lease::Lease::take(self.sh, self.ws, self.command, &version)?;
+        Ok(Some(Held {
+            _lease: lease,
+            _lock: lock,
+        }))
     }
 
     /// Plans from `live` and applies the plan (or prints it), holding `_lock`.
@@ -336,7 +364,7 @@ impl<'a> Job<'a> {
         manifest: Option<FileChange>,
         live: Live,
         dry_run: bool,
-        _lock: Option<Lock>,
+        _lock: Option<Held>,
     ) -> Result<()> {
         let local = self.local(artifacts, manifest);
         let steps = plan::plan(&local, &live)?;
@@ -347,6 +375,68 @@ impl<'a> Job<'a> {
         }
         self.apply_plan(&local, &steps)
     }
+}
+
+/// The clone's lock and the release lease, held together; the lease is
+/// released first (fields drop in order).
+pub struct Held {
+    _lease: crate::lease::Lease,
+    _lock: Lock,
+}
+
+/// Set while a caller (`release`) holds the lock and lease for its stages,
+/// so that the publish inside takes neither again.
+static OUTER: AtomicBool = AtomicBool::new(false);
+
+impl Held {
+    /// Holds the lock and lease for the caller's stages (publish, then
+    /// verify, so that no other release replaces the bytes being verified).
+    pub fn for_stages(job: &Job<'_>) -> Result<Held> {
+        let held = job.lock(false)?.context("the release lock was not taken")?;
+        OUTER.store(true, Ordering::SeqCst);
+        Ok(held)
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        OUTER.store(false, Ordering::SeqCst);
+    }
+}
+
+/// The version gate of publish, run on live state read under the lease
+/// (`lease::version_gate` decides; this reads the versions it compares).
+fn version_gate_under_lease(
+    artifacts: &[Artifact],
+    manifest: Option<&FileChange>,
+    live: &Live,
+) -> Result<()> {
+    let Some(change) = manifest else {
+        return Ok(());
+    };
+    let view = |rel: &str, text: &str| crate::manifest::View::parse(rel, text).ok();
+    let Some(local) = view(&change.rel, &change.new)
+        .and_then(|v| v.version)
+        .and_then(|v| v.parse().ok())
+    else {
+        return Ok(());
+    };
+    let live_view = live
+        .vm
+        .manifest
+        .as_deref()
+        .and_then(|m| view("live manifest", m));
+    let live_version = live_view
+        .as_ref()
+        .and_then(|v| v.version.as_deref())
+        .and_then(|v| v.parse().ok());
+    let dmg = artifacts
+        .iter()
+        .find(|a| a.kind == Kind::Dmg)
+        .map(|a| a.digest.sha256.as_str());
+    let same = dmg.is_some() && live_view.and_then(|v| v.sha256).as_deref() == dmg;
+    crate::lease::version_gate(local, live_version, same)
+        .map_err(|why| anyhow::anyhow!("refusing to publish: {why}; nothing was changed"))
 }
 
 fn tag_for(channel: &Channel, kind: Kind) -> String {

@@ -395,19 +395,29 @@ fn everything_live_is_a_no_op() {
     let mut local = local();
     let change = local.manifest.as_mut().unwrap();
     change.old = change.new.clone();
-    let live = live(
+    // The second row: the release lease (`lease/`) is an asset of the
+    // DMG's release while a release runs; it is never a leftover.
+    let lease = asset(11, crate::lease::NAME, NEW_DMG, "uploaded");
+    for dmg_release in [
         vec![live_asset(9, "Nexy.dmg", NEW_DMG)],
-        vec![live_asset(10, "Nexy.pkg", NEW_PKG)],
-        Some(("2.0.0.6", NEW_DMG)),
-    );
-    assert_eq!(
-        labels(&local, &live),
-        strs(&[
-            "skip Nexy.dmg in Update",
-            "skip Nexy.pkg in App",
-            "skip VM manifest"
-        ])
-    );
+        vec![live_asset(9, "Nexy.dmg", NEW_DMG), lease],
+    ] {
+        let live = live(
+            dmg_release,
+            vec![live_asset(10, "Nexy.pkg", NEW_PKG)],
+            Some(("2.0.0.6", NEW_DMG)),
+        );
+        assert_eq!(
+            labels(&local, &live),
+            strs(&[
+                "skip Nexy.dmg in Update",
+                "skip Nexy.pkg in App",
+                "skip VM manifest"
+            ]),
+            "with the lease beside the DMG: {}",
+            live.releases[0].1.assets.len() > 1
+        );
+    }
 }
 
 #[test]
