@@ -146,7 +146,17 @@ fn gh_requests_match_the_recorded_trace() {
         let from = sb.requests().len();
         let o = gh(&sb, &args);
         assert_eq!(o.code, code, "{name}: {}", o.stderr);
-        assert_eq!(ours_since(&sb, from), trace_for(name), "{name}");
+        let (ours, recorded) = (ours_since(&sb, from), trace_for(name));
+        // gh sends its GraphQL `RepositoryReleaseByTag` at the same time as
+        // the REST lookup of the tag and cancels it once REST has answered,
+        // so on a busy machine it may never reach the server (seen in CI):
+        // the one request allowed to be missing.
+        let racing = |k: &Key| k.1.ends_with("/graphql") && k.3.contains("RepositoryReleaseByTag");
+        let without_racing: Vec<Key> = recorded.iter().filter(|k| !racing(k)).cloned().collect();
+        assert!(
+            ours == recorded || ours == without_racing,
+            "{name}:\n ours: {ours:?}\n recorded: {recorded:?}"
+        );
     }
     let id = get(
         sb.port(),
