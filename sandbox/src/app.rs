@@ -22,6 +22,8 @@ pub struct FaultState {
     pub drops: u32,
     /// How often each `fails` rule has answered so far.
     pub failed: Vec<u32>,
+    /// How often each Azure fault has answered so far.
+    pub azure: crate::arm::Counters,
 }
 
 /// Shared server state.
@@ -32,6 +34,9 @@ pub struct App {
     pub tls_port: u16,
     pub store: Mutex<Store>,
     pub faults: Mutex<FaultState>,
+    /// The latency profile (GitHub round trip, upload bandwidth; the Azure
+    /// figures are the `Arm`'s).
+    pub latency: crate::arm::Latency,
 }
 
 impl App {
@@ -45,14 +50,13 @@ impl App {
 
     pub fn set_faults(&self, f: Faults) -> Result<()> {
         f.save(&self.dir.join("faults.json"))?;
-        // The az stand-in counts its failures in a file; a new fault set starts over.
-        let _ = std::fs::remove_file(self.dir.join("az").join("fail_count"));
         let mut st = lock(&self.faults);
         *st = FaultState {
             faults: f,
             uploads: 0,
             drops: 0,
             failed: Vec::new(),
+            azure: Default::default(),
         };
         Ok(())
     }

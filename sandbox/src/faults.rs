@@ -1,8 +1,8 @@
 //! Fault knobs that tests switch on to see how a tool copes with a flaky
 //! GitHub, Azure or update feed.
 //!
-//! The set of faults is persisted as `DIR/faults.json` because the `az`
-//! stand-in is a separate process that must see the same knobs as the server.
+//! The set of faults is persisted as `DIR/faults.json` so that a restarted
+//! stand-in (and a reader of the state dir) sees the same knobs.
 //! Counters that say "the Nth upload" live in the server and restart from zero
 //! every time the faults are replaced, so a test can reason about "the next
 //! upload" without knowing what happened before.
@@ -35,11 +35,11 @@ pub struct Faults {
     /// The service fails to start with a given config: a restart while
     /// `config.env` holds this text leaves it `failed` until the next restart.
     pub service_fail: Option<ServiceFail>,
-    /// `az` exits with `exit_code` and prints `stderr` (for `times` calls, or every
-    /// call while set when `times` is absent).
-    pub az_fail: Option<AzFail>,
-    /// `az` sleeps this long before doing its work (capped at 600 s).
+    /// Azure's run-command POST is held this long before it is answered
+    /// (the script has not started; capped at 600 s).
     pub az_hang_ms: u64,
+    /// How Azure misbehaves (see `crate::arm::faults`).
+    pub azure: crate::arm::AzureFaults,
     /// Asset downloads (API and public/storage URLs) send the full
     /// Content-Length but only `after_bytes` of body, then close.
     pub download_drop: Option<DownloadDrop>,
@@ -110,16 +110,6 @@ pub struct Delay {
     pub method: Option<String>,
     pub path_contains: String,
     pub ms: u64,
-}
-
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct AzFail {
-    pub exit_code: i32,
-    #[serde(default)]
-    pub stderr: String,
-    #[serde(default)]
-    pub times: Option<u32>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -237,7 +227,7 @@ mod tests {
             r#"{"upload_fail":{"nth":1,"count":4,"status":503},
                 "upload_cut":{"nth":2,"after_bytes":10},
                 "delays":[{"method":"GET","path_contains":"/releases/tags/","ms":5}],
-                "feed_stale_secs":3,"az_fail":{"exit_code":2,"stderr":"boom"},
+                "feed_stale_secs":3,"azure":{"busy":{"times":1},"post_error":{"status":500}},
                 "az_hang_ms":10,"download_drop":{"after_bytes":7},
                 "restart_down_ms":1500,"service_fail":{"config_contains":"SERVER_VERSION=2.0.0.6"},
                 "download_stale_secs":4}"#,

@@ -31,9 +31,17 @@ pub struct Options {
     pub token: String,
     /// Faults active from the start (replaces `DIR/faults.json`).
     pub faults: Option<Faults>,
-    /// The `az` stand-in binary to link as `DIR/bin/az` (and as the VM's
-    /// `systemctl`). `None`: look next to the running executable.
-    pub az_binary: Option<PathBuf>,
+    /// The VM's `systemctl` shim (`nexy-vm-systemctl`), linked as
+    /// `DIR/vm-bin/systemctl`. `None`: look next to the running executable.
+    pub systemctl_binary: Option<PathBuf>,
+    /// The real az (`crate::azcli::find()`): linked as `DIR/bin/az`, its
+    /// config dir made and the service principal logged in at start.
+    /// `None`: Azure is served but az is not set up.
+    pub az: Option<PathBuf>,
+    /// HTTPS port of the Azure stand-in on 127.0.0.1 (0 = any free port).
+    pub azure_port: u16,
+    /// The latency profile (`fast` unless told).
+    pub latency: crate::arm::Latency,
 }
 
 impl Default for Options {
@@ -44,7 +52,10 @@ impl Default for Options {
             tls_port: 0,
             token: DEFAULT_TOKEN.to_string(),
             faults: None,
-            az_binary: None,
+            systemctl_binary: None,
+            az: None,
+            azure_port: 0,
+            latency: crate::arm::Latency::fast(),
         }
     }
 }
@@ -52,6 +63,8 @@ impl Default for Options {
 /// A running stand-in. Stops (bounded) on drop.
 pub struct Sandbox {
     app: Arc<App>,
+    arm: Arc<crate::arm::Arm>,
+    az: Option<PathBuf>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
     remove_dir_on_drop: bool,
@@ -59,16 +72,17 @@ pub struct Sandbox {
 
 static DIR_SEQ: AtomicU64 = AtomicU64::new(0);
 
-/// Find the `az` stand-in: `$NEXY_SANDBOX_AZ_BIN`, else beside this
-/// executable, or one level up (test executables live in
+/// Find the systemctl shim: `$NEXY_SANDBOX_SYSTEMCTL_BIN`, else beside
+/// this executable, or one level up (test executables live in
 /// `target/<profile>/deps/`).
-pub fn find_az_binary() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("NEXY_SANDBOX_AZ_BIN") {
+pub fn find_systemctl_binary() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("NEXY_SANDBOX_SYSTEMCTL_BIN") {
         return Some(PathBuf::from(p));
     }
     let exe = std::env::current_exe().ok()?;
     let dir = exe.parent()?;
-    [dir.join("az"), dir.parent()?.join("az")]
+    let name = "nexy-vm-systemctl";
+    [dir.join(name), dir.parent()?.join(name)]
         .into_iter()
         .find(|p| p.is_file())
 }
@@ -102,27 +116,25 @@ impl Sandbox {
         let dir = dir
             .canonicalize()
             .with_context(|| format!("canonicalize {}", dir.display()))?;
-        for sub in ["gh-config", "az", "feed", "bin", "vm-bin"] {
+        for sub in ["gh-config", "feed", "bin", "vm-bin"] {
             std::fs::create_dir_all(dir.join(sub))
                 .with_context(|| format!("mkdir {}/{sub}", dir.display()))?;
         }
         crate::vm::init_vm(&dir)?;
-        let profile = dir.join("az").join("profile.json");
-        if !profile.exists() {
-            crate::az::Profile::default().save(&profile)?;
-        }
         let store = Store::open(&dir)?;
 
-        let az = opts.az_binary.clone().or_else(find_az_binary);
-        match &az {
-            Some(az) => {
-                let az = az
+        let shim = opts.systemctl_binary.clone().or_else(find_systemctl_binary);
+        match &shim {
+            Some(shim) => {
+                let shim = shim
                     .canonicalize()
-                    .with_context(|| format!("canonicalize {}", az.display()))?;
-                relink(&az, &dir.join("bin").join("az"))?;
-                relink(&az, &dir.join("vm-bin").join("systemctl"))?;
+                    .with_context(|| format!("canonicalize {}", shim.display()))?;
+                relink(&shim, &dir.join("vm-bin").join("systemctl"))?;
             }
-            None => eprintln!("nexy-sandbox: az stand-in binary not found; DIR/bin/az not linked"),
+            None => eprintln!("nexy-sandbox: nexy-vm-systemctl not found; the VM has no systemctl"),
+        }
+        if let Some(az) = &opts.az {
+            relink(az, &dir.join("bin").join("az"))?;
         }
 
         let listener = TcpListener::bind(("127.0.0.1", opts.port))
@@ -136,6 +148,12 @@ impl Sandbox {
 
         let tls = crate::tls::make_material()?;
         std::fs::write(dir.join("ca.pem"), &tls.ca_pem).context("write ca.pem")?;
+        let (arm, arm_listener) = crate::arm::Arm::bind(
+            &dir,
+            opts.azure_port,
+            tls.https_config.clone(),
+            opts.latency.clone(),
+        )?;
 
         let faults = match &opts.faults {
             Some(f) => f.clone(),
@@ -152,27 +170,21 @@ impl Sandbox {
                 uploads: 0,
                 drops: 0,
                 failed: Vec::new(),
+                azure: Default::default(),
             }),
+            latency: opts.latency.clone(),
         });
         app.set_faults(faults)?;
 
         let sb = Sandbox {
             app: app.clone(),
+            arm: arm.clone(),
+            az: opts.az.clone(),
             stop: Arc::new(AtomicBool::new(false)),
             threads: Vec::new(),
             remove_dir_on_drop,
         };
         std::fs::write(dir.join("env"), sb.env_file_text()).context("write env")?;
-        crate::util::write_atomic(
-            &dir.join("sandbox.json"),
-            serde_json::to_string_pretty(&json!({
-                "port": port, "tls_port": tls_port, "base_url": sb.base_url(),
-                "state_dir": dir, "pid": std::process::id(),
-            }))
-            .context("serialise sandbox.json")?
-            .as_bytes(),
-        )?;
-
         let mut sb = sb;
         let stop = sb.stop.clone();
         let a = app.clone();
@@ -190,6 +202,28 @@ impl Sandbox {
                 .spawn(move || crate::tls::accept_loop(tls_listener, tls.config, stop, state))
                 .context("spawn tls thread")?,
         );
+        let (stop, a, r) = (sb.stop.clone(), app.clone(), arm.clone());
+        sb.threads.push(
+            std::thread::Builder::new()
+                .name("nexy-arm-accept".into())
+                .spawn(move || crate::arm::accept_loop(arm_listener, a, r, stop))
+                .context("spawn azure thread")?,
+        );
+        if let Some(az) = &opts.az {
+            crate::azcli::configure(&dir, az, &arm.base(), arm.secret(), &sb.env())?;
+        }
+        // Last: a reader of sandbox.json may use everything at once.
+        crate::util::write_atomic(
+            &dir.join("sandbox.json"),
+            serde_json::to_string_pretty(&json!({
+                "port": port, "tls_port": tls_port, "base_url": sb.base_url(),
+                "azure_port": arm.port, "latency": &opts.latency,
+                "state_dir": dir, "pid": std::process::id(),
+            }))
+            .context("serialise sandbox.json")?
+            .as_bytes(),
+        )?;
+
         Ok(sb)
     }
 
@@ -261,8 +295,9 @@ impl Sandbox {
             ("https_proxy".into(), proxy.clone()),
             ("HTTP_PROXY".into(), proxy.clone()),
             ("HTTPS_PROXY".into(), proxy.clone()),
-            ("NO_PROXY".into(), String::new()),
-            ("no_proxy".into(), String::new()),
+            // az reaches the Azure stand-in on 127.0.0.1 directly.
+            ("NO_PROXY".into(), "127.0.0.1".into()),
+            ("no_proxy".into(), "127.0.0.1".into()),
             ("NEXY_SANDBOX_STATE".into(), dir.clone()),
             ("NEXY_SANDBOX_URL".into(), proxy),
             (
@@ -270,8 +305,27 @@ impl Sandbox {
                 self.app.tls_port.to_string(),
             ),
             ("NEXY_SANDBOX_CA".into(), format!("{dir}/ca.pem")),
-            ("PATH".into(), path),
+            ("NEXY_SANDBOX_AZURE_URL".into(), self.arm.base()),
         ]
+        .into_iter()
+        .chain(crate::azcli::env(&self.app.dir))
+        .chain([("PATH".to_string(), path)])
+        .collect()
+    }
+
+    /// `https://127.0.0.1:PORT`: the Azure stand-in (ARM and Entra ID).
+    pub fn azure_url(&self) -> String {
+        self.arm.base()
+    }
+
+    /// The real az this stand-in set up, if any.
+    pub fn az_path(&self) -> Option<&Path> {
+        self.az.as_deref()
+    }
+
+    /// The service principal's secret (what `az login` was given).
+    pub fn sp_secret(&self) -> &str {
+        self.arm.secret()
     }
 
     /// `DIR/env`: the same as `env()` as shell exports (PATH kept relative
@@ -333,12 +387,13 @@ impl Sandbox {
         seed_asset(&self.app, crate::store::PROD, tag, name, bytes)
     }
 
-    /// Say whether `az` is logged in (`az account show` works).
+    /// Log the real az out (`az logout`) or in again (a fresh config dir).
     pub fn set_az_logged_in(&self, logged_in: bool) -> Result<()> {
-        let p = self.app.dir.join("az").join("profile.json");
-        let mut prof = crate::az::Profile::load(&p)?;
-        prof.logged_in = logged_in;
-        prof.save(&p)
+        let az = self
+            .az
+            .as_deref()
+            .context("this stand-in was started without az (Options::az)")?;
+        set_az_logged_in(&self.app.dir, az, &self.arm, &self.env(), logged_in)
     }
 
     /// The VM's `/home/azureuser/voice-assistant` on the host.
@@ -375,4 +430,20 @@ pub fn write_state_file(dir: &Path, rel: &str, content: &str) -> Result<PathBuf>
 
 pub fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
+}
+fn set_az_logged_in(
+    dir: &Path,
+    az: &Path,
+    arm: &crate::arm::Arm,
+    env: &[(String, String)],
+    logged_in: bool,
+) -> Result<()> {
+    if logged_in {
+        return crate::azcli::configure(dir, az, &arm.base(), arm.secret(), env);
+    }
+    let (code, _, err) = crate::azcli::run(az, &["logout"], dir, env, None)?;
+    if code != 0 {
+        bail!("az logout failed: {}", err.trim());
+    }
+    Ok(())
 }

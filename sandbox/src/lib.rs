@@ -1,5 +1,6 @@
 //! nexy-sandbox: a local stand-in for GitHub releases (for the real `gh`),
-//! the production Azure VM (through an `az` stand-in) and the update feed.
+//! Azure (ARM and Entra ID over HTTPS, for the real `az`), the production
+//! VM behind its run-command, and the update feed.
 //!
 //! One process serves everything on 127.0.0.1: point gh at it with
 //! `GH_HOST=github.localhost` and `http(s)_proxy=http://127.0.0.1:PORT`
@@ -10,8 +11,9 @@
 //! - `DIR/github/` releases and asset blobs
 //! - `DIR/vm/home/azureuser/voice-assistant/`: the VM's service directory
 //! - `DIR/feed/running.json`: the version the service runs since its last restart
-//! - `DIR/az/profile.json`: az login state and which RG/VM exist
-//! - `DIR/bin/az`, `DIR/vm-bin/systemctl`: links to the `az` stand-in binary
+//! - `DIR/azure-config/`: the real az's `AZURE_CONFIG_DIR` (fresh at start)
+//! - `DIR/azure/`: the service principal's secret and the tokens issued
+//! - `DIR/bin/az`: link to the real az; `DIR/vm-bin/systemctl`: the VM's shim
 //!
 //! The TLS port serves the gRPC `InterruptSession` over HTTP/2 (`grpc.rs`);
 //! each call is logged with kind `grpc` and what it carried.
@@ -20,10 +22,11 @@
 //! `GET|POST faults` (a `Faults` JSON; `read_only_token` adds a valid token
 //! without write access, see `tokens`), `POST immutable`
 //! (`{"tag":"Update","immutable":true}`), `POST seed-asset?tag=T&name=N` (raw
-//! bytes), `POST az-login` (`{"logged_in":false}`), `GET info`.
+//! bytes), `GET info`.
 
 pub mod app;
-pub mod az;
+pub mod arm;
+pub mod azcli;
 pub mod faults;
 pub mod feed;
 pub mod github;
@@ -41,6 +44,7 @@ pub mod tls;
 pub mod tokens;
 pub mod util;
 pub mod vm;
+pub mod vmrun;
 
 pub use faults::Faults;
 pub use handle::{Options, Sandbox};

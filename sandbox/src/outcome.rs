@@ -1,13 +1,11 @@
-//! What one call of a stand-in command (`az`, or the VM's `systemctl`)
-//! prints and exits with.
+//! What one call of a stand-in command (the VM's `systemctl` shim) prints
+//! and exits with.
 
 /// Outcome of one invocation.
 pub struct Outcome {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
-    /// Script text (logged).
-    pub script: Option<String>,
 }
 
 pub fn out(code: i32, stdout: String, stderr: String) -> Outcome {
@@ -15,6 +13,5 @@ pub fn out(code: i32, stdout: String, stderr: String) -> Outcome {
         code,
         stdout,
         stderr,
-        script: None,
     }
 }

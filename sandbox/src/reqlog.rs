@@ -10,8 +10,8 @@ use std::path::Path;
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct LoggedRequest {
-    /// `http` for a request the server answered, `az` for an `az` invocation,
-    /// `systemctl` for the VM's systemctl shim.
+    /// `http` for a request the server answered, `arm` for one of the Azure
+    /// stand-in (HTTPS), `systemctl` for the VM's systemctl shim.
     pub kind: String,
     pub ts: String,
     pub ts_ms: u64,
@@ -26,12 +26,16 @@ pub struct LoggedRequest {
     /// The request body when it is short UTF-8 text (JSON bodies, scripts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
-    /// argv of an `az`/`systemctl` invocation.
+    /// argv of a `systemctl` invocation; for `arm`, `az` and the words of
+    /// az's `CommandName` header (`["az","vm","run-command","invoke"]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<Vec<String>>,
     /// What a gRPC call carried (kind `grpc`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grpc: Option<GrpcCall>,
+    /// The client's User-Agent (`arm` requests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
 }
 
 impl LoggedRequest {
@@ -53,6 +57,7 @@ impl LoggedRequest {
             body: text.filter(|t| !t.is_empty()),
             command: None,
             grpc: None,
+            user_agent: None,
         }
     }
 

@@ -52,6 +52,12 @@ exec /bin/bash "$2"
 
 /// Run the script as the VM's root would; returns the tails of stdout/stderr.
 pub fn execute(state: &Path, script: &str) -> Result<(String, String)> {
+    execute_with(state, script, can_use_namespace(state))
+}
+
+/// `execute`, saying whether the mount namespace may be used (`false`: the
+/// path is rewritten in the script text).
+pub fn execute_with(state: &Path, script: &str, use_ns: bool) -> Result<(String, String)> {
     let app = crate::vm::app_dir(state);
     std::fs::create_dir_all(&app).with_context(|| format!("mkdir {}", app.display()))?;
     let run_dir: PathBuf = state.join("vm").join("run-command").join(format!(
@@ -60,7 +66,6 @@ pub fn execute(state: &Path, script: &str) -> Result<(String, String)> {
         std::process::id()
     ));
     std::fs::create_dir_all(&run_dir).with_context(|| format!("mkdir {}", run_dir.display()))?;
-    let use_ns = can_use_namespace(state);
     let text = if use_ns {
         script.to_string()
     } else {
@@ -113,7 +118,7 @@ pub fn execute(state: &Path, script: &str) -> Result<(String, String)> {
         .process_group(0);
     let mut child = cmd.spawn().context("spawn script")?;
     let limit = Duration::from_secs(
-        std::env::var("NEXY_SANDBOX_AZ_TIMEOUT_SECS")
+        std::env::var("NEXY_SANDBOX_RUN_COMMAND_TIMEOUT_SECS")
             .ok()
             .and_then(|s| s.parse().ok())
             .unwrap_or(600),

@@ -161,6 +161,16 @@ fn serve_conn(app: &App, stream: TcpStream) -> Result<()> {
             cut: cut.is_some(),
             fail_status,
         };
+        // The latency profile's GitHub round trip is not a fault: it is not
+        // logged as held.
+        if req.host.ends_with("github.localhost") {
+            let lat = app
+                .latency
+                .github_delay_ms(is_upload, req.body.len() as u64);
+            if lat > 0 {
+                std::thread::sleep(Duration::from_millis(lat.min(MAX_SLEEP_MS)));
+            }
+        }
         let delay = app.faults_snapshot().delay_for(&req.method, &req.url);
         if delay > 0 {
             // Logged on arrival, so that a test can kill its sender while
@@ -311,17 +321,6 @@ fn control(app: &App, req: &Req) -> Result<Response> {
                 Ok(id) => Ok(Response::json(201, &json!({"id": id}))),
                 Err(e) => Ok(Response::json(404, &json!({"error": format!("{e:#}")}))),
             }
-        }
-        ("POST", "/_sandbox/az-login") => {
-            let v = match body_json() {
-                Ok(v) => v,
-                Err(r) => return Ok(r),
-            };
-            let p = app.dir.join("az").join("profile.json");
-            let mut prof = crate::az::Profile::load(&p)?;
-            prof.logged_in = v["logged_in"].as_bool().unwrap_or(true);
-            prof.save(&p)?;
-            Ok(Response::json(200, &json!({"logged_in": prof.logged_in})))
         }
         ("GET", "/_sandbox/info") => Ok(Response::json(
             200,

@@ -1,5 +1,5 @@
-//! The VM's `systemctl` shim (the az stand-in binary invoked as
-//! `systemctl`): `restart voice-assistant` restarts the stand-in service,
+//! The VM's `systemctl` shim (the `nexy-vm-systemctl` binary, linked as
+//! `DIR/vm-bin/systemctl`): `restart voice-assistant` restarts the stand-in service,
 //! `is-active` and `status` tell its state (starting for a while after a
 //! restart, failed when it could not start), every call is logged.
 

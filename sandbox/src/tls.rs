@@ -16,7 +16,10 @@ use std::time::Duration;
 
 pub struct TlsMaterial {
     pub ca_pem: String,
+    /// The gRPC stand-in's (ALPN h2).
     pub config: Arc<rustls::ServerConfig>,
+    /// The same certificate for HTTP/1.1 (the Azure stand-in).
+    pub https_config: Arc<rustls::ServerConfig>,
 }
 
 /// Make a CA and a leaf for `localhost`/`127.0.0.1` signed by it.
@@ -49,20 +52,26 @@ pub fn make_material() -> Result<TlsMaterial> {
         .signed_by(&leaf_key, &issuer)
         .context("sign leaf")?;
 
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .context("tls versions")?
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![leaf.der().clone(), ca_cert.der().clone()],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
-        )
-        .context("tls server config")?;
+    let server_config = || -> Result<rustls::ServerConfig> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .context("tls versions")?
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![leaf.der().clone(), ca_cert.der().clone()],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
+            )
+            .context("tls server config")
+    };
+    let mut config = server_config()?;
     config.alpn_protocols = vec![b"h2".to_vec()];
+    let mut https = server_config()?;
+    https.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsMaterial {
         ca_pem: ca_cert.pem(),
         config: Arc::new(config),
+        https_config: Arc::new(https),
     })
 }
 

@@ -17,7 +17,7 @@ fn health(sb: &nexy_sandbox::Sandbox) -> serde_json::Value {
 
 #[test]
 fn feed_health_changes_only_after_systemctl_restart() {
-    let sb = start();
+    let sb = start_az();
     let h = health(&sb);
     assert_eq!(h["status"], "OK");
     assert_eq!(h["latest_version"], "2.0.0.32");
@@ -56,7 +56,7 @@ fn feed_health_changes_only_after_systemctl_restart() {
 
 #[test]
 fn feed_updates_follow_manifest_on_disk() {
-    let sb = start();
+    let sb = start_az();
     let r = get(sb.port(), "/updates/health");
     assert_eq!(r.header("cache-control"), Some("public, max-age=30"));
     let v = r.json();
@@ -151,6 +151,7 @@ fn state_survives_restart_of_the_stand_in() {
     {
         let sb = start_with(Options {
             state_dir: Some(dir.clone()),
+            az: Some(real_az()),
             ..Default::default()
         });
         sb.seed_asset("Update", "Nexy.dmg", b"persisted").unwrap();
@@ -213,7 +214,10 @@ fn up_binary_writes_env_serves_and_stops_on_sigterm() {
         "https_proxy=",
         "HTTP_PROXY=",
         "HTTPS_PROXY=",
-        "NO_PROXY=''",
+        "NO_PROXY='127.0.0.1'",
+        "AZURE_CONFIG_DIR=",
+        "REQUESTS_CA_BUNDLE=",
+        "AZURE_CORE_INSTANCE_DISCOVERY='false'",
         "GH_CONFIG_DIR=",
         "GH_NO_UPDATE_NOTIFIER='1'",
         "GH_PROMPT_DISABLED='1'",
@@ -235,7 +239,7 @@ fn up_binary_writes_env_serves_and_stops_on_sigterm() {
         ))
         .output()
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "user\n");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "servicePrincipal\n");
     // SAFETY: signalling the child we spawned.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let start = Instant::now();

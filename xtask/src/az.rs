@@ -5,7 +5,16 @@
 //! `value[0].message`, each cut to the last 4,096 bytes. So every script we
 //! send prints its own verdict as a marker line `NEXY_MARK:<name>:<value>`
 //! at its very end, and the verdict is read from there, never from az's
-//! exit code alone.
+//! exit code alone (nor from `time`, which az 2.91 no longer prints).
+//!
+//! When az does fail, the ARM error code it prints (`ERROR: (Code) ...`)
+//! says what happened. Transient ones are retried a bounded number of
+//! times: another run-command in progress on the VM (409 `Conflict`: Azure
+//! runs one at a time, a second operator may be using it), a 5xx az gave up
+//! on after its own retries, an operation that ended `Failed`. A retry may
+//! repeat a script that already ran, which is why every VM script is safe
+//! to run twice. The rest (a stopped VM, a revoked token, no rights, a
+//! wrong resource group) fails at once with the fix.
 
 use std::time::Duration;
 
@@ -17,6 +26,72 @@ use crate::{proc, util::last_lines};
 
 /// A run-command on a busy VM takes tens of seconds; it must not hang us.
 const RUN_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Waits before each retry of a transient failure: at most four attempts,
+/// about 17 s of waiting (a real run-command takes 20-60 s, so a second
+/// operator's is usually done by then).
+const RETRY_WAITS: [Duration; 3] = [
+    Duration::from_secs(2),
+    Duration::from_secs(5),
+    Duration::from_secs(10),
+];
+
+/// What a failed az call means, from the ARM error code it printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// 409 `Conflict`: another run-command is in progress on the VM.
+    Busy,
+    /// 5xx that az's own retries did not get past.
+    ServerError,
+    /// The operation ended with status `Failed`.
+    OperationFailed,
+    /// 409 `OperationNotAllowed`: the VM is stopped or deallocated.
+    VmNotRunning,
+    /// Not logged in, or the token expired or was revoked (401).
+    NotLoggedIn,
+    /// 403 `AuthorizationFailed`.
+    Forbidden,
+    /// 404 (exit 3): the resource group or VM does not exist.
+    NotFound,
+    Other,
+}
+
+impl Failure {
+    pub fn of(code: Option<i32>, stderr: &str) -> Failure {
+        let arm_code = stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("ERROR: (")?.split_once(')').map(|(c, _)| c))
+            .unwrap_or("");
+        match arm_code {
+            "Conflict" => Failure::Busy,
+            "OperationNotAllowed" => Failure::VmNotRunning,
+            "InternalServerError" | "ServiceUnavailable" | "GatewayTimeout" | "BadGateway" => {
+                Failure::ServerError
+            }
+            "VMAgentStatusCommunicationError" | "InternalExecutionError" => {
+                Failure::OperationFailed
+            }
+            "ExpiredAuthenticationToken"
+            | "InvalidAuthenticationToken"
+            | "AuthenticationFailed" => Failure::NotLoggedIn,
+            "AuthorizationFailed" => Failure::Forbidden,
+            _ if code == Some(3) || arm_code.ends_with("NotFound") => Failure::NotFound,
+            _ if stderr.contains("az login") || stderr.contains("AADSTS") => Failure::NotLoggedIn,
+            _ if stderr.contains("status code 5") || stderr.contains("Internal Server Error") => {
+                Failure::ServerError
+            }
+            _ => Failure::Other,
+        }
+    }
+
+    /// Whether trying again can help.
+    pub fn transient(self) -> bool {
+        matches!(
+            self,
+            Failure::Busy | Failure::ServerError | Failure::OperationFailed
+        )
+    }
+}
 
 /// The script's own output, recovered from az's JSON.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -65,10 +140,31 @@ impl<'a> Az<'a> {
         Ok(())
     }
 
-    /// Runs `script` with bash on the VM and returns what it printed.
+    /// Runs `script` with bash on the VM and returns what it printed,
+    /// retrying transient Azure failures (bounded, see `RETRY_WAITS`).
     pub fn run_script(&self, script: &str) -> Result<ScriptOutput> {
-        let (command, what, timeout) = self.prepare_script(script);
-        self.finish(proc::run_command(command, &what, timeout)?)
+        let mut waits = RETRY_WAITS.iter();
+        loop {
+            let (command, what, timeout) = self.prepare_script(script);
+            let out = proc::run_command(command, &what, timeout)?;
+            let failure = (!out.success()).then(|| Failure::of(out.code, &out.stderr));
+            match (failure, waits.next()) {
+                (Some(f), Some(wait)) if f.transient() => {
+                    crate::say!(
+                        "az: {} ({}); trying again in {}s",
+                        last_lines(&out.stderr, 1),
+                        match f {
+                            Failure::Busy => "another run-command is in progress on the VM",
+                            Failure::OperationFailed => "the run-command failed on Azure's side",
+                            _ => "Azure answered a server error",
+                        },
+                        wait.as_secs()
+                    );
+                    std::thread::sleep(*wait);
+                }
+                _ => return self.finish(out),
+            }
+        }
     }
 
     /// The run-command, built on the Shell, to run beside other calls.
@@ -91,12 +187,14 @@ impl<'a> Az<'a> {
         let (rg, vm) = (&self.resource_group, &self.vm);
         if !out.success() {
             let said = last_lines(&out.stderr, 2);
-            let fix = if said.contains("az login") {
-                "run `az login`".to_string()
-            } else if out.code == Some(3) || said.contains("NotFound") {
-                format!("check azure.resource_group `{rg}` and azure.vm_name `{vm}` in the release config")
-            } else {
-                "check `az account show` and your rights on the VM".to_string()
+            let fix = match Failure::of(out.code, &out.stderr) {
+                Failure::NotLoggedIn => "the Azure login is missing, expired or revoked: run `az login`".to_string(),
+                Failure::NotFound => format!("check azure.resource_group `{rg}` and azure.vm_name `{vm}` in the release config"),
+                Failure::VmNotRunning => format!("the VM is not running: start it (`az vm start -g {rg} -n {vm}`) and run again"),
+                Failure::Forbidden => format!("your Azure identity may not run commands on {rg}/{vm}: ask for the Virtual Machine Contributor role on it"),
+                Failure::Busy => "another run-command kept the VM busy through every retry (a second operator?): wait for it and run again".to_string(),
+                Failure::ServerError | Failure::OperationFailed => "Azure kept failing through every retry: check the VM in the portal and run again (every VM step is safe to repeat)".to_string(),
+                Failure::Other => "check `az account show` and your rights on the VM".to_string(),
             };
             bail!("az run-command on {rg}/{vm} failed: {said}; {fix}");
         }
@@ -144,5 +242,34 @@ mod tests {
         assert_eq!(out.marker("sync"), None);
         assert_eq!(out.stderr, "boom\n");
         assert!(parse_run_command("{}").is_err());
+    }
+
+    #[test]
+    fn failures_are_told_apart_by_their_arm_code() {
+        let e = |s: &str| format!("ERROR: ({s}) something\nCode: {s}\nMessage: something\n");
+        let busy = Failure::of(Some(1), &e("Conflict"));
+        assert_eq!(busy, Failure::Busy);
+        assert!(busy.transient());
+        let stopped = Failure::of(Some(1), &e("OperationNotAllowed"));
+        assert_eq!(stopped, Failure::VmNotRunning);
+        assert!(!stopped.transient());
+        assert_eq!(
+            Failure::of(Some(1), &e("ExpiredAuthenticationToken")),
+            Failure::NotLoggedIn
+        );
+        assert_eq!(
+            Failure::of(Some(3), &e("ResourceGroupNotFound")),
+            Failure::NotFound
+        );
+        assert_eq!(
+            Failure::of(Some(1), &e("AuthorizationFailed")),
+            Failure::Forbidden
+        );
+        assert!(Failure::of(Some(1), &e("InternalServerError")).transient());
+        assert!(Failure::of(Some(1), &e("VMAgentStatusCommunicationError")).transient());
+        assert_eq!(
+            Failure::of(Some(1), "ERROR: Please run 'az login' to setup account.\n"),
+            Failure::NotLoggedIn
+        );
     }
 }

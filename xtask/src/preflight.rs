@@ -215,7 +215,14 @@ fn gemini_check(sh: &Shell, ws: &Workspace) -> CheckResult {
         );
     }
     match az.run_script(&gemini_script(&config.azure.remote_base)) {
-        Err(err) => CheckResult::fail("gemini-key", format!("{err:#}"), "run `az login` and check the VM is running"),
+        Err(err) => {
+            // The az error ends with its fix after the last "; ".
+            let msg = format!("{err:#}");
+            let (what, fix) = msg
+                .rsplit_once("; ")
+                .unwrap_or((msg.as_str(), "run `az login` and check the VM is running"));
+            CheckResult::fail("gemini-key", what.to_string(), fix)
+        }
         Ok(out) => match out.marker("gemini") {
             Some("present") => CheckResult::pass("gemini-key", format!("GEMINI_API_KEY is set in {env} (value not shown)")),
             Some("placeholder") => CheckResult::fail("gemini-key", format!("GEMINI_API_KEY in {env} is the placeholder"), fix),

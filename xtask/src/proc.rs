@@ -18,6 +18,8 @@ use anyhow::{bail, Context, Result};
 
 /// How many external processes this run has spawned (for the benchmarks).
 pub static SPAWNED: AtomicUsize = AtomicUsize::new(0);
+/// How many of them were `az` (the real Azure CLI).
+pub static AZ_SPAWNED: AtomicUsize = AtomicUsize::new(0);
 
 /// What a finished command printed.
 #[derive(Debug, Clone)]
@@ -209,6 +211,9 @@ impl Running {
             .spawn()
             .with_context(|| format!("cannot run `{what}`; is it installed and on PATH?"))?;
         SPAWNED.fetch_add(1, Ordering::Relaxed);
+        if command.get_program() == "az" {
+            AZ_SPAWNED.fetch_add(1, Ordering::Relaxed);
+        }
         let out = child.stdout.take().context("no stdout pipe")?;
         let err = child.stderr.take().context("no stderr pipe")?;
         Ok(Running {

@@ -3,9 +3,11 @@
 //!
 //! It starts the stand-in, copies the workspace's release files to a
 //! temporary root, makes realistic artifacts, and runs bump, release,
-//! a second release, rollback and verify with the real `gh` and the az
-//! stand-in. The user's working tree is never touched; exit 0 only if every
-//! Definition of Done held.
+//! a second release, rollback and verify with the real `gh` and the real
+//! `az` (azure-cli 2.91, installed into `target/azure-cli` on first use).
+//! On Linux it runs inside a network namespace with only loopback (see
+//! `netns`). The user's working tree is never touched; exit 0 only if
+//! every Definition of Done held.
 
 use std::{
     fs,
@@ -32,6 +34,9 @@ impl Rehearse {
     pub fn run(self, sh: &Shell, ws: &Workspace, config_path: &Path) -> Result<bool> {
         if which("gh").is_none() {
             bail!("rehearse drives the real gh CLI, which is not installed; install it (`apt-get install gh`) and run again");
+        }
+        if let Some(passed) = crate::netns::run_inside(|| sandbox::prepare(sh))? {
+            return Ok(passed);
         }
         let total = Instant::now();
         let scratch = TempDir::new()?;
@@ -152,10 +157,13 @@ impl Rehearse {
                 took.as_secs_f64()
             );
         }
+        let az = crate::proc::AZ_SPAWNED.load(std::sync::atomic::Ordering::Relaxed);
+        let all = crate::proc::SPAWNED.load(std::sync::atomic::Ordering::Relaxed);
         crate::say!(
-            "rehearsal {} in {:.1}s; your working tree was not touched",
+            "rehearsal {} in {:.1}s ({az} az and {} other processes); your working tree was not touched",
             if ok { "passed" } else { "FAILED" },
-            total.elapsed().as_secs_f64()
+            total.elapsed().as_secs_f64(),
+            all.saturating_sub(az)
         );
         drop(stand_in);
         Ok(ok)

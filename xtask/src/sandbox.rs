@@ -1,6 +1,6 @@
 //! `cargo xtask sandbox up|config`: the local stand-in of production.
 //!
-//! The stand-in itself (GitHub for the real gh, the az executable, the
+//! The stand-in itself (GitHub for the real gh, Azure for the real az, the
 //! update feed) is the separate `nexy-sandbox` crate, so that its TLS and
 //! server code never weighs on the everyday `cargo xtask` build; this
 //! module only starts it and writes the release target that points at it.
@@ -96,6 +96,17 @@ fn project_root() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
 }
 
+/// What the stand-in needs from the network: the real az installed and
+/// the stand-in built (so that a rehearsal can then run where only
+/// loopback exists).
+pub fn prepare(sh: &Shell) -> Result<()> {
+    crate::azure_cli::ensure(sh, project_root())?;
+    let _dir = sh.push_dir(project_root());
+    cmd!(sh, "cargo build -q -p nexy-sandbox --bins")
+        .run()
+        .context("building nexy-sandbox failed; run `cargo build -p nexy-sandbox` to see why")
+}
+
 /// A running `nexy-sandbox` process; stopped when dropped.
 pub struct StandIn {
     pub child: Child,
@@ -130,6 +141,7 @@ impl StandIn {
                     .map(PathBuf::from)
             })
             .context("cargo did not report the nexy-sandbox executable")?;
+        let az = crate::azure_cli::ensure(sh, project_root())?;
         fs::create_dir_all(state).with_context(|| format!("cannot create {}", state.display()))?;
         let state = fs::canonicalize(state)?;
         let started = SystemTime::now();
@@ -137,7 +149,7 @@ impl StandIn {
         let parent = std::process::id().to_string();
         let mut command: Command = cmd!(
             sh,
-            "{binary} up --state {state} --port {port} --parent-pid {parent}"
+            "{binary} up --state {state} --port {port} --parent-pid {parent} --az {az}"
         )
         .into();
         let mut child = command
@@ -238,7 +250,12 @@ pub fn write_config(config: &Path, state: &Path) -> Result<PathBuf> {
         fs::read_to_string(config).with_context(|| format!("cannot read {}", config.display()))?;
     let rendered = render_config(&text, port, tls_port, &state.join("ca.pem"))?;
     let out = state.join("release.toml");
-    fs::write(&out, rendered).with_context(|| format!("cannot write {}", out.display()))?;
+    // Written aside and renamed into place: a reader that waits for the
+    // file (a test, a second terminal) never sees it half-written.
+    let part = state.join("release.toml.part");
+    fs::write(&part, rendered).with_context(|| format!("cannot write {}", part.display()))?;
+    fs::rename(&part, &out)
+        .with_context(|| format!("cannot rename {} to {}", part.display(), out.display()))?;
     Ok(out)
 }
 

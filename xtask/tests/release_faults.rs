@@ -434,7 +434,8 @@ fn kill_at(st: &Stage, point: KillPoint, live_id: u64) {
             "sync vm 2.0.0.6",
             "",
             "",
-            vec!["az vm run-command invoke".into()],
+            // The real az is `python3 -m azure.cli ...` once running.
+            vec!["azure.cli vm run-command invoke".into()],
         ),
     };
     let answered = |st: &Stage| {

@@ -1,7 +1,10 @@
-//! `nexy-sandbox up [--state DIR] [--port N] [--tls-port N] [--token T]
-//! [--faults FILE] [--parent-pid PID]`: run the stand-in in the foreground
-//! until SIGINT, SIGTERM or SIGHUP, or until the process that started it
-//! dies.
+//! `nexy-sandbox up [--state DIR] [--port N] [--tls-port N] [--azure-port N]
+//! [--token T] [--faults FILE] [--parent-pid PID] [--az PATH]
+//! [--profile fast|production-like] [--latency KEY=VALUE]...`: run the
+//! stand-in in the foreground until SIGINT, SIGTERM or SIGHUP, or until the
+//! process that started it dies. The real az (`--az`, else `$NEXY_AZ`, else
+//! the project's `target/azure-cli`) is set up against it; without one, it
+//! says how to install it and stops.
 //!
 //! A stand-in that outlives whoever started it goes on serving a fake
 //! GitHub on a port nobody watches, so it watches its parent: on Linux the
@@ -19,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 fn usage() -> &'static str {
-    "usage: nexy-sandbox up [--state DIR] [--port N] [--tls-port N] [--token T] [--faults FILE.json] [--parent-pid PID]"
+    "usage: nexy-sandbox up [--state DIR] [--port N] [--tls-port N] [--azure-port N] [--token T] [--faults FILE.json] [--parent-pid PID] [--az PATH] [--profile fast|production-like] [--latency KEY=VALUE]..."
 }
 
 fn main() -> Result<()> {
@@ -44,6 +47,10 @@ fn main() -> Result<()> {
             "--port" => opts.port = need()?.parse().context("--port")?,
             "--tls-port" => opts.tls_port = need()?.parse().context("--tls-port")?,
             "--token" => opts.token = need()?,
+            "--azure-port" => opts.azure_port = need()?.parse().context("--azure-port")?,
+            "--az" => opts.az = Some(PathBuf::from(need()?)),
+            "--profile" => opts.latency = nexy_sandbox::arm::Latency::named(&need()?)?,
+            "--latency" => opts.latency.set(&need()?)?,
             "--faults" => {
                 let p = need()?;
                 opts.faults = Some(nexy_sandbox::Faults::load(std::path::Path::new(&p))?);
@@ -65,6 +72,9 @@ fn main() -> Result<()> {
     if parent_pid() != parent {
         bail!("the process that started nexy-sandbox (pid {parent}) is gone; not starting");
     }
+    if opts.az.is_none() {
+        opts.az = Some(nexy_sandbox::azcli::find()?);
+    }
     let sb = nexy_sandbox::Sandbox::start(opts)?;
     println!(
         "# nexy-sandbox serving on {} (tls {})",
@@ -74,6 +84,7 @@ fn main() -> Result<()> {
     println!("# state: {}", sb.state_dir().display());
     print!("{}", sb.env_file_text());
     println!("# ca: {}", sb.ca_pem_path().display());
+    println!("# azure: {}", sb.azure_url());
     while !stop.load(Ordering::SeqCst) {
         if parent_pid() != parent {
             eprintln!("nexy-sandbox: the process that started it (pid {parent}) is gone");

@@ -1,5 +1,5 @@
-//! Helpers shared by the integration tests: start a sandbox, run gh/az with
-//! its environment under a time limit, and speak raw HTTP to it.
+//! Helpers shared by the integration tests: start a sandbox, run the real
+//! gh/az with its environment under a time limit, and speak raw HTTP to it.
 #![allow(dead_code)]
 
 use nexy_sandbox::{Options, Sandbox};
@@ -17,8 +17,22 @@ pub fn start() -> Sandbox {
 }
 
 pub fn start_with(mut opts: Options) -> Sandbox {
-    opts.az_binary = Some(env!("CARGO_BIN_EXE_az").into());
+    opts.systemctl_binary = Some(env!("CARGO_BIN_EXE_nexy-vm-systemctl").into());
     Sandbox::start(opts).expect("sandbox starts")
+}
+
+/// The real az (azure-cli 2.91 in the project's venv); fails at once,
+/// saying how to install it, when it is missing. Tests never install it.
+pub fn real_az() -> std::path::PathBuf {
+    nexy_sandbox::azcli::find().unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+/// A stand-in with the real az set up against it (logged in).
+pub fn start_az() -> Sandbox {
+    start_with(Options {
+        az: Some(real_az()),
+        ..Options::default()
+    })
 }
 
 pub struct Out {
@@ -127,24 +141,6 @@ pub fn az_script(sb: &Sandbox, script: &str) -> Out {
 /// --scripts REST...`: the scripts, then any further flags.
 pub fn az_invoke(sb: &Sandbox, rg: &str, vm: &str, rest: &[&str]) -> Out {
     az(sb, &invoke_args(rg, vm, rest))
-}
-
-/// `script` through az with only the stand-in's environment (as a fresh
-/// process sees it) plus `var=value`, waiting at most `timeout`.
-pub fn az_script_with_env(
-    sb: &Sandbox,
-    script: &str,
-    (var, value): (&str, &str),
-    timeout: Duration,
-) -> Out {
-    let mut cmd = Command::new(sb.state_dir().join("bin").join("az"));
-    cmd.args(invoke_args("NexyNewRG", "NexyNew", &[script]))
-        .env_clear()
-        .envs(sb.env())
-        .env(var, value)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    run_cmd(cmd, timeout)
 }
 
 /// The arguments of a run-command invoke (see [`az_invoke`]).

@@ -3,7 +3,7 @@
 //!
 //! As in `rehearse`, the stand-in is started, the release files are copied
 //! to a temporary root and everything runs in this process through the
-//! one `Shell`, with the real `gh` and the az stand-in. A first release
+//! one `Shell`, with the real `gh` and the real `az`. A first release
 //! puts assets live; three measured releases then replace them, as every
 //! production release does, each followed by the floor (one plain upload
 //! of the same bytes): on a busy two-core machine one run varies by a
@@ -132,6 +132,7 @@ struct Bench<'a> {
 struct Mark {
     at: Instant,
     spawned: usize,
+    az_spawned: usize,
     log_offset: usize,
 }
 
@@ -362,6 +363,7 @@ impl Bench<'_> {
     fn mark(&self) -> Result<Mark> {
         let at = Instant::now();
         let spawned = proc::SPAWNED.load(Ordering::Relaxed);
+        let az_spawned = proc::AZ_SPAWNED.load(Ordering::Relaxed);
         let log =
             fs::read(&self.log).with_context(|| format!("cannot read {}", self.log.display()))?;
         // Only whole lines: the stand-in may be writing one right now.
@@ -369,27 +371,24 @@ impl Bench<'_> {
         Ok(Mark {
             at,
             spawned,
+            az_spawned,
             log_offset,
         })
     }
 
-    /// Processes and uploaded bytes between two marks. az invocations are
-    /// counted from the stand-in's log; every other process a release
-    /// spawns (through `proc::run`) is a gh.
+    /// Processes and uploaded bytes between two marks: az invocations are
+    /// the `az` processes spawned, every other process a release spawns
+    /// (through `proc::run`) is a gh.
     fn usage(&self, from: &Mark, to: &Mark) -> Result<Usage> {
         let log =
             fs::read(&self.log).with_context(|| format!("cannot read {}", self.log.display()))?;
         let window = log.get(from.log_offset..to.log_offset).unwrap_or_default();
-        let mut az = 0;
         let mut uploaded = 0;
         for line in window.split(|&b| b == b'\n') {
             let Ok(entry) = serde_json::from_slice::<Value>(line) else {
                 continue;
             };
             let field = |k: &str| entry.get(k).and_then(Value::as_str).unwrap_or("");
-            if field("kind") == "az" {
-                az += 1;
-            }
             if field("kind") == "http"
                 && field("method") == "POST"
                 && field("url").starts_with("http://uploads.")
@@ -398,6 +397,7 @@ impl Bench<'_> {
             }
         }
         let spawned = to.spawned.saturating_sub(from.spawned);
+        let az = to.az_spawned.saturating_sub(from.az_spawned);
         Ok(Usage {
             wall: to.at.duration_since(from.at),
             gh: spawned.saturating_sub(az),

@@ -20,16 +20,23 @@ pub struct Stage {
     pub config: PathBuf,
 }
 
-/// The az stand-in, built next to the xtask binary by `cargo test --workspace`.
-fn az_binary() -> PathBuf {
+/// The VM's systemctl shim, built next to the xtask binary by
+/// `cargo test --workspace`.
+fn systemctl_binary() -> PathBuf {
     let xtask = PathBuf::from(env!("CARGO_BIN_EXE_xtask"));
-    let az = xtask.with_file_name("az");
+    let shim = xtask.with_file_name("nexy-vm-systemctl");
     assert!(
-        az.is_file(),
+        shim.is_file(),
         "{} is missing: run the tests with `cargo test --workspace` so the stand-in's binaries are built",
-        az.display()
+        shim.display()
     );
-    az
+    shim
+}
+
+/// The real az (azure-cli 2.91.0 in the project's venv). Tests never
+/// install it: without it they fail here, saying how to.
+pub fn real_az() -> PathBuf {
+    nexy_sandbox::azcli::find().unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 impl Stage {
@@ -37,7 +44,8 @@ impl Stage {
     pub fn new() -> Stage {
         let fx = Fixture::new();
         let sb = Sandbox::start(Options {
-            az_binary: Some(az_binary()),
+            systemctl_binary: Some(systemctl_binary()),
+            az: Some(real_az()),
             ..Options::default()
         })
         .expect("the stand-in starts");
@@ -55,8 +63,9 @@ impl Stage {
         )
         .unwrap();
         fs::write(app.join(MANIFEST), stage.fx.read(MANIFEST)).unwrap();
-        let restart = stage.az_script("systemctl restart voice-assistant");
-        assert!(restart.status.success(), "{restart:?}");
+        // The test's own set-up, straight on the VM (not through az).
+        nexy_sandbox::vmrun::execute(stage.sb.state_dir(), "systemctl restart voice-assistant")
+            .expect("the VM restarts");
         let run = stage.xtask(&[
             "sandbox",
             "config",
@@ -109,9 +118,9 @@ impl Stage {
         }
     }
 
-    /// Runs a script on the stand-in VM through the az stand-in.
+    /// Runs a script on the stand-in VM through the real az.
     pub fn az_script(&self, script: &str) -> std::process::Output {
-        Command::new(az_binary())
+        Command::new(real_az())
             .args([
                 "vm",
                 "run-command",

@@ -150,7 +150,7 @@ impl Bench<'_> {
         ));
         s.note("the target compares the publish stage (the one that uploads) with the floor; `vs floor` of the total is shown for reference");
         s.note("publish steps are the journal's (side by side ones overlap); `outside those` is the rest of the stage: the lock, hashing and reading live state before the first step, waiting for the deletes and the archive copy after the last");
-        s.note("gh = processes spawned (proc::SPAWNED) minus az runs; az = az invocations in the stand-in's request log; uploaded = bodies POSTed to the uploads host; MB = 10^6 bytes");
+        s.note("gh = processes spawned (proc::SPAWNED) minus az runs; az = az processes spawned (the real az 2.91); uploaded = bodies POSTed to the uploads host; MB = 10^6 bytes");
         s.note("the floor uploads both files in one gh process (gh sends them concurrently) to the DMG's release under fresh names; the raw floor POSTs them one after the other with the kernel copying the file");
         s.note(format!(
             "pollers GET each fixed URL every {} ms during our publish, the floors and the naive flow alike",
