@@ -58,15 +58,72 @@ impl Release {
         let total = Instant::now();
         let mut stages = Stages::default();
 
+        let runs_before = crate::az::run_commands();
+
+        // The lock and lease come first and span every stage: under them
+        // preflight reads live state, the uploads begin beside its checks
+        // (under temporary names, invisible to clients), and no other
+        // release swaps bytes mid-verify. A dry run takes neither.
+        let job = {
+            let mut job = crate::publish::Job::new(sh, ws, &self.channel)?;
+            job.command = "release";
+            job
+        };
+        let _held = if self.dry_run {
+            None
+        } else {
+            match crate::publish::Held::for_stages(&job) {
+                Ok(held) => Some(held),
+                Err(err) => {
+                    let started = Instant::now();
+                    // Preflight's table still says what else is wrong.
+                    say!("== stage 1/3: preflight");
+                    let results = preflight::checks(sh, ws, &self.channel)?;
+                    output::say_raw(&report::render("preflight", &results));
+                    let ok = report::all_pass(&results);
+                    stages.push("preflight", ok, started, &results, None);
+                    if !ok {
+                        say!("release stopped at preflight: production is untouched. Fix the failures above and run `cargo xtask release` again.");
+                        return Ok(stages.finish("release", false));
+                    }
+                    stages.finish("release", false);
+                    return Err(err);
+                }
+            }
+        };
+
         let started = Instant::now();
         say!("== stage 1/3: preflight");
-        let results = preflight::checks(sh, ws, &self.channel)?;
+        let early = match self.dry_run {
+            true => None,
+            false => Some(job.start_early()),
+        };
+        let checked = preflight::checks_with_vm(sh, ws, &self.channel);
+        let (results, vm_state) = match checked {
+            Ok(c) => c,
+            Err(err) => {
+                if let Some(early) = early {
+                    early.abandon(&job)?;
+                }
+                return Err(err);
+            }
+        };
         output::say_raw(&report::render("preflight", &results));
         let ok = report::all_pass(&results);
         stages.push("preflight", ok, started, &results, None);
         if !ok {
+            if let Some(early) = early {
+                let begun = early.len();
+                early.abandon(&job)?;
+                if begun > 0 {
+                    say!("the {begun} upload(s) begun beside the checks were removed");
+                }
+            }
             say!("release stopped at preflight: production is untouched. Fix the failures above and run `cargo xtask release` again.");
             return Ok(stages.finish("release", false));
+        }
+        if let Some(early) = early {
+            early.finish();
         }
 
         let started = Instant::now();
@@ -74,31 +131,25 @@ impl Release {
             "== stage 2/3: publish{}",
             if self.dry_run { " (dry run)" } else { "" }
         );
-        // The lock and lease span publish and verify: under them, publish
-        // re-reads live state, and no other release swaps bytes mid-verify.
-        let _held = if self.dry_run {
-            None
-        } else {
-            let mut job = crate::publish::Job::new(sh, ws, &self.channel)?;
-            job.command = "release";
-            Some(crate::publish::Held::for_stages(&job)?)
-        };
         let publish = Publish {
             channel: self.channel.clone(),
             dry_run: self.dry_run,
         };
-        if let Err(err) = publish.run(sh, ws) {
+        // The VM's state preflight read under the lease: no second read.
+        if let Err(err) = publish.run_with(sh, ws, vm_state) {
             stages.push("publish", false, started, &[], Some(format!("{err:#}")));
             say!("release stopped during publish: {err:#}");
             say!(
                 "production state: each fixed URL serves either the old or the new asset (never a partial one); the VM manifest may still be the old one.\n\
                  resume with `cargo xtask publish` (it finishes what is left), or go back with `cargo xtask rollback`."
             );
+            say_run_commands(runs_before);
             stages.finish("release", false);
             return Err(err);
         }
         stages.push("publish", true, started, &[], None);
         if self.dry_run {
+            say_run_commands(runs_before);
             say!(
                 "release dry run: nothing was changed; total {:.1}s",
                 total.elapsed().as_secs_f64()
@@ -113,6 +164,7 @@ impl Release {
         output::say_raw(&report::render("verify (DoD)", &results));
         let ok = report::all_pass(&results);
         stages.push("verify", ok, started, &results, None);
+        say_run_commands(runs_before);
         if ok {
             say!("release done in {:.1}s", total.elapsed().as_secs_f64());
         } else {
@@ -123,4 +175,16 @@ impl Release {
         }
         Ok(stages.finish("release", ok))
     }
+}
+
+/// The run-commands this release made since `before`: at most two (the
+/// read before, the sync); retries after a Conflict are told apart.
+fn say_run_commands(before: (usize, usize)) {
+    let (runs, conflicts) = crate::az::run_commands();
+    let (runs, conflicts) = (runs - before.0, conflicts - before.1);
+    let retries = match conflicts {
+        0 => String::new(),
+        n => format!(", and {n} retry(ies) after a 409 Conflict (another run-command in progress), not counted"),
+    };
+    say!("az run-commands: {}{retries}", runs - conflicts);
 }

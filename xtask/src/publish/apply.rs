@@ -314,7 +314,7 @@ impl Job<'_> {
 }
 
 /// A fresh private directory under `parent` for staging upload names.
-fn tempdir_in(parent: &Path) -> Result<PathBuf> {
+pub(super) fn tempdir_in(parent: &Path) -> Result<PathBuf> {
     for i in 0..100 {
         let dir = parent.join(format!(".staging-{}-{i}", std::process::id()));
         if fs::create_dir(&dir).is_ok() {
