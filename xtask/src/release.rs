@@ -21,6 +21,11 @@ use crate::{
 #[derive(Default)]
 pub struct Stages(Vec<Value>);
 
+/// Each stage's name and time as it ends, for the production-like
+/// benchmark, which times verify apart from the rest.
+pub static STAGE_TIMES: std::sync::Mutex<Vec<(String, Duration)>> =
+    std::sync::Mutex::new(Vec::new());
+
 impl Stages {
     pub fn push(
         &mut self,
@@ -31,6 +36,9 @@ impl Stages {
         error: Option<String>,
     ) {
         let seconds = started.elapsed().as_secs_f64();
+        if let Ok(mut times) = STAGE_TIMES.lock() {
+            times.push((name.to_string(), started.elapsed()));
+        }
         say!(
             "== {name} {} in {seconds:.1}s",
             if ok { "done" } else { "FAILED" }
