@@ -86,5 +86,8 @@ fn uploads_side_by_side_share_the_uplink() {
     });
     let both = t.elapsed();
     assert!(both >= Duration::from_millis(1900), "{both:?}");
-    assert!(both < alone * 2 + Duration::from_secs(2), "{both:?} vs {alone:?}");
+    assert!(
+        both < alone * 2 + Duration::from_secs(2),
+        "{both:?} vs {alone:?}"
+    );
 }

@@ -75,8 +75,14 @@ impl Bench {
             )
             .unwrap_or_else(|e| Section::failed("the release in the production-like profile", &e));
             drop(scratch);
-            println!("\n== benchmark results (production-like)\n\n{}", section.render());
-            println!("{}", summary(std::slice::from_ref(&section), started.elapsed()));
+            println!(
+                "\n== benchmark results (production-like)\n\n{}",
+                section.render()
+            );
+            println!(
+                "{}",
+                summary(std::slice::from_ref(&section), started.elapsed())
+            );
             return Ok(());
         }
 

@@ -9,8 +9,7 @@ use xshell::Shell;
 
 use crate::{
     artifact::{self, Kind},
-    auth,
-    check,
+    auth, check,
     cli::Preflight,
     config::Workspace,
     feed,
@@ -44,13 +43,24 @@ pub fn checks_with_vm(
     ws: &Workspace,
     channel_name: &str,
 ) -> Result<(Vec<CheckResult>, Option<crate::vm::VmState>)> {
+    let vm_call = crate::preflight_vm::start(sh, ws, channel_name);
+    checks_started(sh, ws, channel_name, vm_call)
+}
+
+/// [`checks_with_vm`] with the VM call already started (`release` starts
+/// it before its uploads, the slowest check first).
+pub fn checks_started(
+    sh: &Shell,
+    ws: &Workspace,
+    channel_name: &str,
+    vm_call: crate::preflight_vm::Pending,
+) -> Result<(Vec<CheckResult>, Option<crate::vm::VmState>)> {
     let config = &ws.config;
     let channel = ws.channel(channel_name)?;
     let mut out = Vec::new();
     let started = Instant::now();
     // The one VM call (tens of seconds in production) runs beside every
-    // other check; its row keeps its place in the table.
-    let vm_call = crate::preflight_vm::start(sh, ws, channel_name);
+    // other check (`vm_call`); its row keeps its place in the table.
 
     // 1. gh installed, and its token who it must be and able to write to
     //    the assets repository (not `gh auth status`'s exit code).
@@ -116,6 +126,11 @@ pub fn checks_with_vm(
     //    marker; the same call reads the VM's state.
     let (key, vm_state) = vm_call.finish();
     out.push(key);
+    out.push(crate::preflight_vm::restart_row(
+        ws,
+        channel_name,
+        vm_state.as_ref(),
+    ));
 
     // 5. The fixed tags exist (never created here) and can take assets.
     for tag in [&channel.dmg_tag, &channel.pkg_tag] {

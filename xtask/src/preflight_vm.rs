@@ -25,9 +25,12 @@ const ID: &str = "gemini-key";
 
 /// The VM call, running on a thread of its own beside the other checks
 /// (a run-command takes tens of seconds in production).
-pub struct Pending(Option<std::thread::JoinHandle<(CheckResult, Option<VmState>)>>, CheckResult);
+pub struct Pending(
+    Option<std::thread::JoinHandle<(CheckResult, Option<VmState>)>>,
+    CheckResult,
+);
 
-/// Starts the read script's one run-command (after `az account show`);
+/// Starts the read script's one run-command (beside `az account show`);
 /// [`Pending::finish`] gives the `gemini-key` row, and the VM's state when
 /// the read gave one.
 pub fn start(sh: &Shell, ws: &Workspace, channel: &str) -> Pending {
@@ -46,8 +49,16 @@ pub fn start(sh: &Shell, ws: &Workspace, channel: &str) -> Pending {
     let attempts = az.attempts(&target.read_script());
     let base = config.azure.remote_base.clone();
     let handle = std::thread::spawn(move || {
-        let logged_in = crate::proc::run_command(account, "az account show", ACCOUNT_TIMEOUT)
-            .and_then(crate::az::logged_in);
+        // Side by side: the login's verdict names the fix when both fail,
+        // and a logged-in run does not wait for az's start-up twice.
+        let account = std::thread::spawn(move || {
+            crate::proc::run_command(account, "az account show", ACCOUNT_TIMEOUT)
+                .and_then(crate::az::logged_in)
+        });
+        let read = attempts.run();
+        let logged_in = account
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the az account show thread panicked")));
         if let Err(err) = logged_in {
             return (
                 CheckResult::fail(
@@ -58,7 +69,7 @@ pub fn start(sh: &Shell, ws: &Workspace, channel: &str) -> Pending {
                 None,
             );
         }
-        judge(attempts.run(), &base)
+        judge(read, &base)
     });
     Pending(Some(handle), CheckResult::skip(ID, "not run"))
 }
@@ -81,7 +92,10 @@ impl Pending {
 }
 
 /// The row and the state from the read's outcome.
-fn judge(out: anyhow::Result<crate::az::ScriptOutput>, base: &str) -> (CheckResult, Option<VmState>) {
+fn judge(
+    out: anyhow::Result<crate::az::ScriptOutput>,
+    base: &str,
+) -> (CheckResult, Option<VmState>) {
     let out = match out {
         Ok(out) => out,
         Err(err) => {
@@ -106,6 +120,50 @@ fn judge(out: anyhow::Result<crate::az::ScriptOutput>, base: &str) -> (CheckResu
     }
 }
 
+/// The `restart-gate` row: on the stable channel, a release that moves
+/// the server's version restarts the service, and the gate must let it
+/// (publish's planner refuses it too, but by then a release has begun its
+/// uploads; a check here stops it before). Key problems are the
+/// `gemini-key` row's and are not repeated.
+pub fn restart_row(ws: &Workspace, channel: &str, state: Option<&VmState>) -> CheckResult {
+    const ROW: &str = "restart-gate";
+    let Some(state) = state else {
+        return CheckResult::skip(ROW, "the VM's state was not read (see gemini-key)");
+    };
+    let version = crate::changes::read_text(&ws.root, &ws.config.version_file)
+        .ok()
+        .and_then(|t| crate::version::parse_version_file(&t).ok());
+    let Some(version) = version else {
+        return CheckResult::skip(ROW, "VERSION is unreadable (see version)");
+    };
+    let (restart, why) =
+        crate::publish::plan::restart_decision(channel == "stable", state, &version.to_string());
+    if !restart {
+        return CheckResult::pass(ROW, why);
+    }
+    let other: Vec<String> = match &state.gate {
+        Gate::Refused(problems) => problems
+            .iter()
+            .filter(|p| {
+                !matches!(
+                    p,
+                    Problem::NoConfig | Problem::KeyMissing | Problem::KeyPlaceholder
+                )
+            })
+            .map(Problem::describe)
+            .collect(),
+        _ => Vec::new(),
+    };
+    if other.is_empty() {
+        return CheckResult::pass(ROW, why);
+    }
+    CheckResult::fail(
+        ROW,
+        format!("{why}, but the VM cannot restart voice-assistant: {}", other.join("; ")),
+        "fix config.env on the VM (plain SERVER_VERSION=X.Y.Z.W and SERVER_BUILD= lines, no `export`, spaces or CR), then run again",
+    )
+}
+
 /// The key's row from the gate's verdict. Version-line problems are the
 /// restart's business (publish refuses them before any change), not the
 /// key's.
@@ -115,13 +173,11 @@ fn verdict(gate: &Gate, remote_base: &str) -> CheckResult {
     let problems = match gate {
         Gate::Ok => &[][..],
         Gate::Refused(p) => p.as_slice(),
-        Gate::Unknown => {
-            return CheckResult::fail(
-                ID,
-                "the VM read printed no key verdict (az exits 0 even when a script fails)",
-                "run the check again; if it persists, inspect the VM with `az vm run-command invoke`",
-            )
-        }
+        Gate::Unknown => return CheckResult::fail(
+            ID,
+            "the VM read printed no key verdict (az exits 0 even when a script fails)",
+            "run the check again; if it persists, inspect the VM with `az vm run-command invoke`",
+        ),
     };
     for p in problems {
         let what = match p {
@@ -155,10 +211,15 @@ mod tests {
         );
         let missing = of(Gate::Refused(vec![Problem::KeyMissing]));
         assert_eq!(missing.status, Status::Fail);
-        assert!(missing.message.contains("GEMINI_API_KEY is missing or empty in /home/azureuser/voice-assistant/config.env"));
-        assert!(of(Gate::Refused(vec![Problem::KeyPlaceholder, Problem::VersionLines("2".into())]))
-            .message
-            .contains("is the placeholder"));
+        assert!(missing.message.contains(
+            "GEMINI_API_KEY is missing or empty in /home/azureuser/voice-assistant/config.env"
+        ));
+        assert!(of(Gate::Refused(vec![
+            Problem::KeyPlaceholder,
+            Problem::VersionLines("2".into())
+        ]))
+        .message
+        .contains("is the placeholder"));
         assert!(of(Gate::Refused(vec![Problem::NoConfig]))
             .message
             .contains("does not exist on the VM"));

@@ -6,6 +6,11 @@
 //! the request count of a full run must be reached. The test prints
 //! `N faults injected, N converged` and fails if any point was not reached
 //! or did not converge.
+//!
+//! `release` begins its uploads (temporary names) beside preflight's checks,
+//! so a kill point also lands in that overlap; the matrix counts those
+//! (the journal shows the uploads begun and no verdict yet), requires some,
+//! and checks that after every rerun no temporary asset is left.
 
 mod common;
 
@@ -161,6 +166,48 @@ fn run_and_kill(st: &Stage, args: &[&str], k: usize) -> Result<(), String> {
     }
 }
 
+/// The journal's lines.
+fn journal(st: &Stage) -> Vec<serde_json::Value> {
+    fs::read_to_string(st.fx.path("release_inbox/.journal.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Whether a release killed after journal line `from` died inside the
+/// overlap of its uploads and preflight: the uploads begun beside the
+/// checks (journaled before their requests), the verdict not yet given.
+fn in_overlap(st: &Stage, from: usize) -> bool {
+    let lines = journal(st);
+    let lines = lines.get(from..).unwrap_or_default();
+    let begun = lines.iter().any(|j| {
+        j["phase"] == "start" && j["step"].as_str().is_some_and(|s| s.ends_with("(early)"))
+    });
+    begun && !lines.iter().any(|j| j["step"] == "preflight passed")
+}
+
+/// Temporary asset names left in the fixed releases.
+fn temporary_assets(st: &Stage) -> Vec<String> {
+    let mut left = Vec::new();
+    for tag in ["Update", "App"] {
+        let out = st.gh(&[
+            "api",
+            "--hostname",
+            "github.localhost",
+            &format!("repos/Seregawpn/Nexy_production/releases/tags/{tag}"),
+        ]);
+        let release: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        for a in release["assets"].as_array().into_iter().flatten() {
+            let name = a["name"].as_str().unwrap_or("");
+            if name.contains(".next-") || name.contains(".prev-") {
+                left.push(format!("{tag}/{name}"));
+            }
+        }
+    }
+    left
+}
+
 /// A stand-in with 2.0.0.5 live and 2.0.0.6 ready in the inbox.
 fn staged() -> (Stage, Vec<u8>) {
     let st = Stage::new();
@@ -216,6 +263,12 @@ fn converged(
     if st.sb.asset_bytes("Update", "nexy-release.lease").is_some() {
         return Err("the release lease was left behind after the rerun".into());
     }
+    // Uploads begun beside preflight's checks and cut off by the kill are
+    // used or removed by the rerun.
+    let left = temporary_assets(st);
+    if !left.is_empty() {
+        return Err(format!("temporary assets left after the rerun: {left:?}"));
+    }
     Ok(())
 }
 
@@ -238,21 +291,24 @@ fn every_kill_point_of_release_and_rollback_converges() {
     // run side by side.
     let release = thread::spawn(move || {
         let mut injected = 0;
+        let mut overlap = 0;
         let mut failures = Vec::new();
         for k in 1..release_steps {
             let (st, old) = staged();
             let new = st.inbox_bytes("Nexy.dmg");
             slow(&st);
+            let from = journal(&st).len();
             if let Err(why) = run_and_kill(&st, &["release"], k) {
                 failures.push(format!("release: {why}"));
                 continue;
             }
             injected += 1;
+            overlap += usize::from(in_overlap(&st, from));
             if let Err(why) = converged(&st, &["release"], &new, "2.0.0.5", &old) {
                 failures.push(format!("release killed after request {k}: {why}"));
             }
         }
-        (injected, failures)
+        (injected, overlap, failures)
     });
     let rollback = thread::spawn(move || {
         let mut injected = 0;
@@ -280,7 +336,7 @@ fn every_kill_point_of_release_and_rollback_converges() {
         }
         (injected, failures)
     });
-    let (a, mut failures) = release.join().expect("the release loop");
+    let (a, overlap, mut failures) = release.join().expect("the release loop");
     let (b, more) = rollback.join().expect("the rollback loop");
     failures.extend(more);
     // Azure's faults, one release each (a fresh stand-in per fault).
@@ -312,7 +368,7 @@ fn every_kill_point_of_release_and_rollback_converges() {
     // Written past the test harness's capture, so that the line shows in
     // every run, passing or not.
     let line = format!(
-        "{injected} faults injected, {ok} converged ({release_steps} release and {rollback_steps} rollback requests, {c} Azure faults)\n"
+        "{injected} faults injected, {ok} converged ({release_steps} release and {rollback_steps} rollback requests, {c} Azure faults; {overlap} release kills while uploads ran beside preflight)\n"
     );
     let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
     // Every kill point listed is one the runs reached: a run that ends
@@ -322,5 +378,11 @@ fn every_kill_point_of_release_and_rollback_converges() {
         "too few kill points ({listed}); the matrix would prove little"
     );
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    // The uploads begun beside preflight's checks are among the kill
+    // points: killed there, the rerun still converges.
+    assert!(
+        overlap >= 2,
+        "only {overlap} kill point(s) landed while the uploads ran beside preflight"
+    );
     assert_eq!(injected, listed, "every listed kill point is injected");
 }

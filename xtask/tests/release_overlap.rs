@@ -34,7 +34,9 @@ fn dmg_swap_ms(st: &Stage, from: usize) -> Option<u64> {
         .find(|r| {
             r.method == "PATCH"
                 && r.url.contains("/releases/assets/")
-                && r.body.as_deref().is_some_and(|b| b.contains("\"Nexy.dmg\""))
+                && r.body
+                    .as_deref()
+                    .is_some_and(|b| b.contains("\"Nexy.dmg\""))
         })
         .map(|r| r.ts_ms)
 }
@@ -56,7 +58,11 @@ fn a_release_makes_two_run_commands_and_reports_conflict_retries() {
         posts[0].1 < swap && swap < posts[1].1,
         "one run-command before the swap, one after: {posts:?}, swap at {swap}"
     );
-    assert!(run.stdout.contains("az run-commands: 2\n"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("az run-commands: 2\n"),
+        "{}",
+        run.stdout
+    );
     assert_eq!(st.vm_manifest(), st.fx.read(MANIFEST));
 
     // Beta, with another operator's run-command in progress twice: the
@@ -102,7 +108,11 @@ impl Before {
         Before {
             dmg: st.sb.asset_bytes("Update", "Nexy.dmg").unwrap(),
             pkg: st.sb.asset_bytes("App", "Nexy.pkg").unwrap(),
-            assets: [more::asset_names(st, "Update"), more::asset_names(st, "App")].concat(),
+            assets: [
+                more::asset_names(st, "Update"),
+                more::asset_names(st, "App"),
+            ]
+            .concat(),
             vm: more::tree(&st.sb.vm_app_dir()),
             manifest: st.fx.read(MANIFEST),
         }
@@ -144,9 +154,13 @@ fn a_failing_check_with_uploads_begun_leaves_production_as_it_was() {
     ];
     let config_env = st.sb.vm_app_dir().join("config.env");
     let good_env = std::fs::read_to_string(&config_env).unwrap();
-    for (what, faults) in cases {
+    for (in_flight, (what, faults)) in [false, true].into_iter().zip(cases) {
         // The key is gone from the VM: preflight's gemini-key fails.
-        std::fs::write(&config_env, "SERVER_VERSION=2.0.0.5\nSERVER_BUILD=2.0.0.5\n").unwrap();
+        std::fs::write(
+            &config_env,
+            "SERVER_VERSION=2.0.0.5\nSERVER_BUILD=2.0.0.5\n",
+        )
+        .unwrap();
         let before = Before::of(&st);
         st.sb.set_faults(faults).unwrap();
         let from = st.log_len();
@@ -159,7 +173,8 @@ fn a_failing_check_with_uploads_begun_leaves_production_as_it_was() {
             run.stdout
         );
         assert!(
-            run.stdout.contains("release stopped at preflight: production is untouched"),
+            run.stdout
+                .contains("release stopped at preflight: production is untouched"),
             "{what}:\n{}",
             run.stdout
         );
@@ -167,11 +182,32 @@ fn a_failing_check_with_uploads_begun_leaves_production_as_it_was() {
         let log: Vec<_> = st.sb.requests().into_iter().skip(from).collect();
         let uploads: Vec<_> = log
             .iter()
-            .filter(|r| r.method == "POST" && r.url.contains("uploads.github.localhost"))
+            .filter(|r| r.kind == "http" && r.method == "POST")
+            .filter(|r| r.url.contains("uploads.github.localhost"))
             .filter(|r| r.url.contains("name=Nexy.next-"))
             .collect();
         assert_eq!(uploads.len(), 2, "{what}: {uploads:?}");
-        assert!(uploads.iter().all(|r| r.status == 201), "{what}: {uploads:?}");
+        assert!(
+            uploads.iter().all(|r| r.status == 201),
+            "{what}: {uploads:?}"
+        );
+        // When they ended against the VM's answer, which the verdict
+        // waits for: before it, or after its last poll.
+        let uploaded = uploads.iter().map(|r| r.ts_ms).max().unwrap();
+        let arm: Vec<u64> = log
+            .iter()
+            .filter(|r| {
+                r.kind == "arm" && (r.url.contains("/runCommand") || r.url.contains("/operations/"))
+            })
+            .map(|r| r.ts_ms)
+            .collect();
+        match in_flight {
+            false => assert!(uploaded < arm[0], "{what}: {uploaded} vs {arm:?}"),
+            true => assert!(
+                arm.iter().all(|t| *t < uploaded),
+                "{what}: {uploaded} vs {arm:?}"
+            ),
+        }
         let deletes = log
             .iter()
             .filter(|r| r.method == "DELETE" && r.url.contains("/releases/assets/"))
@@ -190,7 +226,10 @@ fn a_failing_check_with_uploads_begun_leaves_production_as_it_was() {
         assert!(after.pkg == before.pkg, "{what}: the live PKG changed");
         assert_eq!(after.assets, before.assets, "{what}");
         assert!(
-            !after.assets.iter().any(|(n, _)| n.contains(".next-") || n.contains(".prev-")),
+            !after
+                .assets
+                .iter()
+                .any(|(n, _)| n.contains(".next-") || n.contains(".prev-")),
             "{what}: {:?}",
             after.assets
         );

@@ -295,7 +295,10 @@ impl Bench<'_> {
             "-".into(),
         ]);
         for (name, f) in [
-            ("old scripts: key check, delete + upload, manifest, then VM sync", old),
+            (
+                "old scripts: key check, delete + upload, manifest, then VM sync",
+                old,
+            ),
             ("naive: upload --clobber, manifest, VM sync", naive),
         ] {
             s.row(vec![
@@ -453,7 +456,10 @@ impl Bench<'_> {
         )?;
         let up = started.elapsed();
         if !out.success() {
-            bail!("the floor's `gh release upload` failed: {}", out.stderr.trim());
+            bail!(
+                "the floor's `gh release upload` failed: {}",
+                out.stderr.trim()
+            );
         }
         let script = if channel == "stable" {
             format!(
@@ -471,12 +477,19 @@ impl Bench<'_> {
         let answer = az.run_script(&script)?;
         let run = started.elapsed();
         if answer.marker("floor") != Some("ok") {
-            bail!("the floor's run-command printed no verdict: {}", answer.stderr);
+            bail!(
+                "the floor's run-command printed no verdict: {}",
+                answer.stderr
+            );
         }
         // The floor's assets go, so that the release holds only its own.
         let gh = crate::gh::Gh::new(sh, &cfg.github.host, &cfg.github.assets_repo);
         if let Some(release) = gh.release(tag)? {
-            for asset in release.assets.iter().filter(|a| a.name.starts_with(FLOOR_PREFIX)) {
+            for asset in release
+                .assets
+                .iter()
+                .filter(|a| a.name.starts_with(FLOOR_PREFIX))
+            {
                 gh.delete(asset.id)?;
             }
         }
@@ -519,22 +532,35 @@ impl Bench<'_> {
             let (tag, file, name) = (&local.tag, &local.path, local.name());
             if !clobber {
                 let out = proc::run(
-                    ghenv::cmd(cmd!(sh, "gh release delete-asset {tag} {name} -y -R {target}")),
+                    ghenv::cmd(cmd!(
+                        sh,
+                        "gh release delete-asset {tag} {name} -y -R {target}"
+                    )),
                     "gh release delete-asset",
                     UPLOAD_TIMEOUT,
                 )?;
                 if !out.success() {
-                    bail!("`gh release delete-asset {tag} {name}` failed: {}", out.stderr.trim());
+                    bail!(
+                        "`gh release delete-asset {tag} {name}` failed: {}",
+                        out.stderr.trim()
+                    );
                 }
             }
             let flag = clobber.then_some("--clobber");
             let out = proc::run(
-                ghenv::cmd(cmd!(sh, "gh release upload {tag} {file} {flag...} -R {target}")),
+                ghenv::cmd(cmd!(
+                    sh,
+                    "gh release upload {tag} {file} {flag...} -R {target}"
+                )),
                 "gh release upload",
                 UPLOAD_TIMEOUT,
             )?;
             if !out.success() {
-                bail!("`gh release upload` of {} failed: {}", file.display(), out.stderr.trim());
+                bail!(
+                    "`gh release upload` of {} failed: {}",
+                    file.display(),
+                    out.stderr.trim()
+                );
             }
         }
         let change = manifest.context("the flow publishes a DMG, so it has a manifest")?;
@@ -554,12 +580,14 @@ impl Bench<'_> {
 
     /// How far the stand-in's log has got (whole lines only).
     fn log_offset(&self) -> Result<usize> {
-        let log = fs::read(&self.log).with_context(|| format!("cannot read {}", self.log.display()))?;
+        let log =
+            fs::read(&self.log).with_context(|| format!("cannot read {}", self.log.display()))?;
         Ok(log.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1))
     }
 
     fn log_since(&self, offset: usize) -> Result<Vec<Value>> {
-        let log = fs::read(&self.log).with_context(|| format!("cannot read {}", self.log.display()))?;
+        let log =
+            fs::read(&self.log).with_context(|| format!("cannot read {}", self.log.display()))?;
         Ok(log
             .get(offset..)
             .unwrap_or_default()
@@ -574,10 +602,14 @@ impl Bench<'_> {
 /// and naive flows). The lease and the floor never carry that name.
 fn dmg_served(e: &Value) -> bool {
     let url = e["url"].as_str().unwrap_or("");
-    let ok = e["status"].as_i64().is_some_and(|s| (200..300).contains(&s));
+    let ok = e["status"]
+        .as_i64()
+        .is_some_and(|s| (200..300).contains(&s));
     let renamed = e["method"] == "PATCH"
         && url.contains("/releases/assets/")
-        && e["body"].as_str().is_some_and(|b| b.contains("\"Nexy.dmg\""));
+        && e["body"]
+            .as_str()
+            .is_some_and(|b| b.contains("\"Nexy.dmg\""));
     let named_dmg = url
         .split_once('?')
         .is_some_and(|(_, q)| q.split('&').any(|kv| kv == "name=Nexy.dmg"));

@@ -130,10 +130,12 @@ impl Early {
         let gh = job.gh();
         let mut left = Vec::new();
         for (tag, temp) in &self.begun {
-            let removed = gh.release(tag).and_then(|r| match r.and_then(|r| r.asset(temp).cloned()) {
-                Some(asset) => gh.delete(asset.id),
-                None => Ok(()),
-            });
+            let removed =
+                gh.release(tag)
+                    .and_then(|r| match r.and_then(|r| r.asset(temp).cloned()) {
+                        Some(asset) => gh.delete(asset.id),
+                        None => Ok(()),
+                    });
             match removed {
                 Ok(()) => {
                     crate::say!("  removed the early upload {temp} from {tag}");

@@ -406,6 +406,11 @@ pub struct Held {
 /// so that the publish inside takes neither again.
 static OUTER: AtomicBool = AtomicBool::new(false);
 
+/// True while this process holds the lock and lease for a caller's stages.
+pub fn holds_lease() -> bool {
+    OUTER.load(Ordering::SeqCst)
+}
+
 impl Held {
     /// Holds the lock and lease for the caller's stages (publish, then
     /// verify, so that no other release replaces the bytes being verified).
