@@ -101,7 +101,7 @@ mod tests {
         let started = Instant::now();
         link.send(300_000);
         let alone = started.elapsed().as_secs_f64();
-        assert!((0.28..0.4).contains(&alone), "{alone}");
+        assert!((0.29..0.6).contains(&alone), "{alone}");
         let started = Instant::now();
         let (a, b) = (link.clone(), link.clone());
         let big = std::thread::spawn(move || {
@@ -113,8 +113,10 @@ mod tests {
             started.elapsed().as_secs_f64()
         });
         let (big, small) = (big.join().unwrap(), small.join().unwrap());
-        assert!((0.18..0.3).contains(&small), "{small}");
-        assert!((0.38..0.5).contains(&big), "{big}");
+        // Upper bounds leave room for a loaded machine oversleeping.
+        assert!((0.19..0.35).contains(&small), "{small}");
+        assert!((0.39..0.7).contains(&big), "{big}");
+        assert!(big - small > 0.1, "{small} {big}");
         // Unlimited: no wait.
         let started = Instant::now();
         Uplink::new(0).send(1 << 30);

@@ -1,6 +1,13 @@
 //! `cargo xtask release`: preflight, publish, verify, as stages with their
 //! elapsed time. On a failure it says what state production is in and the
 //! one command that resumes or rolls back.
+//!
+//! In production the release is two Azure round trips and the uploads, so
+//! it is ordered around them: the lock and lease first; then the VM read
+//! (which is also the key check, `preflight_vm.rs`), the uploads under
+//! temporary names (`publish/early.rs`) and the other checks, side by
+//! side; only when every check has passed, publish, planned from that read
+//! (no second one), swaps and syncs. At most two run-commands in all.
 
 use std::time::{Duration, Instant};
 
