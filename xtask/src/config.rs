@@ -42,7 +42,7 @@ pub struct Config {
     /// How a VM sync restarts the service and keeps manifest backups.
     #[serde(default)]
     pub vm: VmConfig,
-    /// The release lease held in GitHub (`lease.rs`).
+    /// The release lease held in GitHub (`lease/`).
     #[serde(default)]
     pub lease: LeaseConfig,
     /// Ed25519 signing of the DMG (Sparkle's `sparkle:edSignature`).
@@ -128,7 +128,7 @@ pub struct SigningConfig {
     pub private_key_file: Option<PathBuf>,
 }
 
-/// The release lease (`lease.rs`): how long a lease lives without renewal,
+/// The release lease (`lease/`): how long a lease lives without renewal,
 /// how long a second run waits for it, and how often it asks.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -231,7 +231,7 @@ fn tag_check(gh: &Gh, tag: &str) -> CheckResult {
             format!("a maintainer must turn off immutable releases for {repo} (Settings > General > Releases) before the fixed-tag design can publish"),
         ),
         // Two temporary names during a swap, and room for the release
-        // lease (`lease.rs`) unless it is already there.
+        // lease (`lease/`) unless it is already there.
         Ok(Some(r)) if r.assets.len() + 2 + usize::from(r.asset(crate::lease::NAME).is_none()) > MAX_ASSETS_PER_RELEASE => CheckResult::fail(
             "fixed-tag",
             format!("`{tag}` holds {} assets; GitHub allows {MAX_ASSETS_PER_RELEASE} per release", r.assets.len()),

@@ -35,7 +35,7 @@ pub fn name(live: &str, temp: Temp, tail: &str) -> String {
 
 /// Which temporary asset of `live` `asset` is, in the current scheme
 /// (`Nexy.next-<tail>.dmg`) or the old one (`Nexy.dmg.next-<tail>`).
-/// The release lease (`lease.rs`) lives on the same release and is never a
+/// The release lease (`lease/`) lives on the same release and is never a
 /// temporary asset, whatever the live name is.
 pub fn parse(asset: &str, live: &str) -> Option<Temp> {
     if asset == crate::lease::NAME {

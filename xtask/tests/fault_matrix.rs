@@ -258,7 +258,7 @@ fn converged(
     if st.vm_manifest() != st.fx.read(MANIFEST) {
         return Err("the VM's manifest differs from the repository's".into());
     }
-    // Nearly every kill lands while the release lease is held (`lease.rs`):
+    // Nearly every kill lands while the release lease is held (`lease/`):
     // the rerun takes over the dead run's lease and releases its own.
     if st.sb.asset_bytes("Update", "nexy-release.lease").is_some() {
         return Err("the release lease was left behind after the rerun".into());

@@ -13,7 +13,7 @@ mod more;
 use std::fs;
 
 use common::stage::{Stage, MANIFEST};
-use more::{edit_config, journal, journal_has, tree};
+use more::{all_assets, edit_config, journal, journal_has, mutating_apart_from_the_lease, tree};
 use nexy_sandbox::{faults::ServiceFail, Faults};
 
 const MIB: u64 = 1 << 20;
@@ -210,6 +210,7 @@ fn a_config_env_without_a_real_key_stops_publish_before_anything_changes() {
         let vm = tree(&st.sb.vm_app_dir());
         let workspace = st.fx.read(MANIFEST);
         let from = st.log_len();
+        let assets = all_assets(&st);
         // publish alone, without preflight.
         let run = st.run(&["publish"]);
         assert_eq!(run.code, 1, "{what}: {}\n{}", run.stdout, run.stderr);
@@ -225,7 +226,11 @@ fn a_config_env_without_a_real_key_stops_publish_before_anything_changes() {
             !run.stdout.contains(KEY) && !run.stderr.contains(KEY),
             "{what}: the key was printed"
         );
-        assert!(st.mutating_since(from).is_empty(), "{what}: {:?}", st.mutating_since(from));
+        // Only the release lease was taken and released: every asset is
+        // the one that was there, by id and digest, and no lease is left.
+        let changes = mutating_apart_from_the_lease(&st, from, &assets);
+        assert!(changes.is_empty(), "{what}: {changes:?}");
+        assert_eq!(all_assets(&st), assets, "{what}");
         assert!(st.sb.asset_bytes("Update", "Nexy.dmg").is_none(), "{what}");
         assert!(tree(&st.sb.vm_app_dir()) == vm, "{what}: the VM changed");
         assert!(

@@ -348,7 +348,7 @@ impl<'a> Job<'a> {
     /// after a kill can wait for exactly the calls it left in flight.
     ///
     /// Under the clone's lock comes the release lease in GitHub
-    /// (`lease.rs`), which orders runs of all machines; it is released
+    /// (`lease/`), which orders runs of all machines; it is released
     /// when the returned guard drops, on success and on failure alike.
     pub fn lock(&self, dry_run: bool) -> Result<Option<Held>> {
         if dry_run {

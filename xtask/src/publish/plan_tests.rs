@@ -395,19 +395,29 @@ fn everything_live_is_a_no_op() {
     let mut local = local();
     let change = local.manifest.as_mut().unwrap();
     change.old = change.new.clone();
-    let live = live(
+    // The second row: the release lease (`lease/`) is an asset of the
+    // DMG's release while a release runs; it is never a leftover.
+    let lease = asset(11, crate::lease::NAME, NEW_DMG, "uploaded");
+    for dmg_release in [
         vec![live_asset(9, "Nexy.dmg", NEW_DMG)],
-        vec![live_asset(10, "Nexy.pkg", NEW_PKG)],
-        Some(("2.0.0.6", NEW_DMG)),
-    );
-    assert_eq!(
-        labels(&local, &live),
-        strs(&[
-            "skip Nexy.dmg in Update",
-            "skip Nexy.pkg in App",
-            "skip VM manifest"
-        ])
-    );
+        vec![live_asset(9, "Nexy.dmg", NEW_DMG), lease],
+    ] {
+        let live = live(
+            dmg_release,
+            vec![live_asset(10, "Nexy.pkg", NEW_PKG)],
+            Some(("2.0.0.6", NEW_DMG)),
+        );
+        assert_eq!(
+            labels(&local, &live),
+            strs(&[
+                "skip Nexy.dmg in Update",
+                "skip Nexy.pkg in App",
+                "skip VM manifest"
+            ]),
+            "with the lease beside the DMG: {}",
+            live.releases[0].1.assets.len() > 1
+        );
+    }
 }
 
 #[test]
@@ -727,30 +737,5 @@ fn a_live_dmg_without_its_content_type_is_uploaded_again() {
     assert!(
         !got.contains(&"upload Nexy.next-1111111111bb.dmg".to_string()),
         "{got:?}"
-    );
-}
-
-#[test]
-fn the_release_lease_beside_the_dmg_is_not_a_leftover() {
-    // The lease (`lease.rs`) is an asset of the DMG's release while a
-    // release runs; the planner must leave it alone.
-    let mut local = local();
-    let change = local.manifest.as_mut().unwrap();
-    change.old = change.new.clone();
-    let live = live(
-        vec![
-            live_asset(9, "Nexy.dmg", NEW_DMG),
-            asset(11, crate::lease::NAME, NEW_DMG, "uploaded"),
-        ],
-        vec![live_asset(10, "Nexy.pkg", NEW_PKG)],
-        Some(("2.0.0.6", NEW_DMG)),
-    );
-    assert_eq!(
-        labels(&local, &live),
-        strs(&[
-            "skip Nexy.dmg in Update",
-            "skip Nexy.pkg in App",
-            "skip VM manifest"
-        ])
     );
 }

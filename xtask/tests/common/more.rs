@@ -442,3 +442,57 @@ pub fn group_commands(pgid: u32) -> Vec<String> {
     }
     out
 }
+
+/// `(tag, id, name, digest)` of every asset of every release, sorted.
+pub fn all_assets(st: &Stage) -> Vec<(String, u64, String, String)> {
+    let out = st.gh(&[
+        "api",
+        "--hostname",
+        "github.localhost",
+        &format!("repos/{PROD}/releases"),
+    ]);
+    assert!(
+        out.status.success(),
+        "gh api: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let releases: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut all = Vec::new();
+    for rel in releases.as_array().unwrap() {
+        for a in rel["assets"].as_array().unwrap() {
+            all.push((
+                rel["tag_name"].as_str().unwrap().to_string(),
+                a["id"].as_u64().unwrap(),
+                a["name"].as_str().unwrap().to_string(),
+                a["digest"].as_str().unwrap_or("").to_string(),
+            ));
+        }
+    }
+    all.sort();
+    all
+}
+
+/// The mutating requests since `from` other than the release lease's own
+/// take and release, which every real run makes even when it stops before
+/// any change: the upload named `nexy-release.lease`, and the DELETE of an
+/// asset that was not there at `from` (`before`, from [`all_assets`]). With
+/// no other upload among the requests, only the lease's can have made it.
+pub fn mutating_apart_from_the_lease(
+    st: &Stage,
+    from: usize,
+    before: &[(String, u64, String, String)],
+) -> Vec<String> {
+    st.mutating_since(from)
+        .into_iter()
+        .filter(|r| {
+            let lease_take = r.starts_with("POST ") && r.contains("name=nexy-release.lease");
+            let new_asset_gone = r.starts_with("DELETE ")
+                && r.split(' ')
+                    .nth(1)
+                    .and_then(|u| u.rsplit_once("/releases/assets/"))
+                    .and_then(|(_, id)| id.parse::<u64>().ok())
+                    .is_some_and(|id| before.iter().all(|a| a.1 != id));
+            !(lease_take || new_asset_gone)
+        })
+        .collect()
+}
