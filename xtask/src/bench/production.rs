@@ -17,9 +17,9 @@
 //! and retries after a 409 Conflict apart), the longest 404 window of the
 //! fixed URLs (pollers), and the manifest/asset disagreement window: from
 //! the moment the new DMG is served under its fixed name until the VM's
-//! manifest describes it. The set-up releases run with the run-command
-//! delay off (a fault of the stand-in), so that only the measured flows
-//! pay it.
+//! manifest describes it. The set-up releases (a first one per channel,
+//! so that the measured ones replace live assets) pay the latencies too:
+//! az waits its 30 s between polls however soon the command is done.
 
 use std::{
     fs,
@@ -32,7 +32,7 @@ use std::{
 };
 
 use anyhow::{bail, Context, Result};
-use serde_json::{json, Value};
+use serde_json::Value;
 use xshell::{cmd, Shell};
 
 use super::{
@@ -57,6 +57,8 @@ use crate::{
 const TARGET_RATIO: f64 = 1.1;
 const UPLOAD_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 const FLOOR_PREFIX: &str = "bench-floor-";
+
+mod table;
 
 pub fn run(
     sh: &Shell,
@@ -104,16 +106,10 @@ pub fn run(
         vm_manifests: stand_in
             .state
             .join("vm/home/azureuser/voice-assistant/server/updates/manifests"),
-        control: format!(
-            "http://127.0.0.1:{}/_sandbox/faults",
-            info["port"].as_u64().context("sandbox.json has no port")?
-        ),
         sizes,
         latency: info["latency"].clone(),
     };
-    bench.quick(true)?;
     seed_vm(sh, &tws)?;
-    bench.quick(false)?;
     let result = bench.run_all(&dir);
     drop(stand_in);
     result
@@ -125,8 +121,6 @@ struct Bench<'a> {
     log: PathBuf,
     /// The VM's manifests directory, as the feed serves it.
     vm_manifests: PathBuf,
-    /// The stand-in's faults endpoint.
-    control: String,
     sizes: (u64, u64),
     latency: Value,
 }
@@ -182,12 +176,10 @@ impl Bench<'_> {
                 (v, seed)
             };
             eprintln!("bench:   {channel}: a first release (puts assets live; not measured)");
-            self.quick(true)?;
             let (fv, fs) = step();
             self.prepare(channel, fv, fs)?;
-            let first = self.ours(channel);
-            self.quick(false)?;
-            first.context("the first release against the stand-in failed")?;
+            self.ours(channel)
+                .context("the first release against the stand-in failed")?;
 
             eprintln!("bench:   {channel}: our release");
             let (ov, os) = step();
@@ -210,123 +202,6 @@ impl Bench<'_> {
         s.note("manifest/asset disagree: from the moment the new DMG is served under its fixed name until the VM's manifest describes it (clients refuse the DMG meanwhile)");
         s.note("the old scripts' flow also runs the runbook's key check on the VM first; the naive flow checks nothing");
         Ok(s)
-    }
-
-    /// The profile's figures, as the stand-in reports them.
-    fn figures(&self) -> String {
-        let l = &self.latency;
-        let bps = l["upload_bytes_per_sec"].as_u64().unwrap_or(0);
-        format!(
-            "run-command InProgress {} ms, Retry-After {}, GitHub round trip {} ms, uplink {:.0} Mbit/s shared",
-            l["run_command_ms"].as_u64().unwrap_or(0),
-            l["retry_after_secs"]
-                .as_u64()
-                .map_or("none (az polls every 30 s)".to_string(), |s| format!("{s} s")),
-            l["github_rtt_ms"].as_u64().unwrap_or(0),
-            bps as f64 * 8.0 / 1e6
-        )
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn rows(
-        &self,
-        s: &mut Section,
-        channel: &str,
-        ours: &Flow,
-        floor: &Flow,
-        old: &Flow,
-        naive: &Flow,
-    ) {
-        let base = floor.wall.as_secs_f64().max(1e-9);
-        let ratio = |f: &Flow| format!("{:.2}x", f.wall.as_secs_f64() / base);
-        let window = |d: Option<Duration>| d.map_or("-".to_string(), fmt_ms);
-        let rc = |f: &Flow| match f.conflicts {
-            0 => f.run_commands.to_string(),
-            n => format!("{} (+{n} after 409)", f.run_commands),
-        };
-        let met = ours.wall.as_secs_f64() / base <= TARGET_RATIO;
-        let verdict = Verdict::of(met);
-        s.target(
-            format!("{channel}: ours within {TARGET_RATIO:.1}x of its floor"),
-            verdict,
-        );
-        s.target(
-            format!("{channel}: at most two run-commands"),
-            Verdict::of(ours.run_commands <= 2),
-        );
-        s.row(vec![
-            format!("{channel}: ours, preflight + publish"),
-            fmt_secs(ours.wall),
-            rc(ours),
-            window(ours.gap_404),
-            window(ours.disagreement),
-            ratio(ours),
-            format!("<= {TARGET_RATIO:.1}x, <= 2 run-commands"),
-            verdict.label().to_string(),
-        ]);
-        s.row(vec![
-            format!("{channel}: ours, verify (apart)"),
-            ours.verify.map_or("-".to_string(), fmt_secs),
-            "0".into(),
-            "-".into(),
-            "-".into(),
-            "-".into(),
-            "-".into(),
-            "-".into(),
-        ]);
-        let (up, run) = floor.parts.unwrap_or_default();
-        s.row(vec![
-            format!(
-                "{channel}: floor = uploads {} + one run-command{} {}",
-                fmt_secs(up),
-                if channel == "stable" {
-                    " with the restart and its health wait"
-                } else {
-                    ""
-                },
-                fmt_secs(run)
-            ),
-            fmt_secs(floor.wall),
-            "1".into(),
-            "-".into(),
-            "-".into(),
-            "1.00x".into(),
-            "-".into(),
-            "-".into(),
-        ]);
-        for (name, f) in [
-            (
-                "old scripts: key check, delete + upload, manifest, then VM sync",
-                old,
-            ),
-            ("naive: upload --clobber, manifest, VM sync", naive),
-        ] {
-            s.row(vec![
-                format!("{channel}: {name}"),
-                fmt_secs(f.wall),
-                rc(f),
-                window(f.gap_404),
-                window(f.disagreement),
-                ratio(f),
-                "-".into(),
-                "-".into(),
-            ]);
-        }
-    }
-
-    /// Turns the run-command delay off (set-up) or back on (measured).
-    fn quick(&self, on: bool) -> Result<()> {
-        let body = if on {
-            json!({"azure": {"run_ms": 0}})
-        } else {
-            json!({})
-        };
-        crate::http::agent()
-            .post(&self.control)
-            .set("Content-Type", "application/json")
-            .send_string(&body.to_string())
-            .with_context(|| format!("cannot set the stand-in's faults at {}", self.control))?;
-        Ok(())
     }
 
     /// Bumps to `v` and writes fresh sample artifacts into the channel's inbox.
