@@ -52,8 +52,16 @@ impl Job<'_> {
         let Ok(staging) = tempdir_in(&self.ws.root.join(INBOX)) else {
             return none;
         };
-        for art in &artifacts {
-            let Ok(Some(release)) = gh.release(&art.tag) else {
+        // Both releases read side by side (each a round trip).
+        let reads = crate::gh::run_outputs(
+            artifacts
+                .iter()
+                .map(|a| gh.prepare_release(&a.tag))
+                .collect(),
+        );
+        for (art, read) in artifacts.iter().zip(reads) {
+            let Ok(Some(release)) = read.and_then(|out| crate::gh::parse_release(&out, &art.tag))
+            else {
                 continue;
             };
             let temp = art.temp_name();
