@@ -43,6 +43,7 @@ use crate::{
     cli::{Bench, BenchPart, BenchProfile},
     config::Workspace,
     proc,
+    scratch::TempDir,
 };
 
 /// Set in the environment of a child `xtask bench` to make it hash one
@@ -57,7 +58,7 @@ impl Bench {
         }
         let started = Instant::now();
         let base = self.scratch.clone().unwrap_or_else(std::env::temp_dir);
-        let scratch = TempDir::new_in(&base)?;
+        let scratch = TempDir::named(&base, "nexy-bench")?;
         eprintln!("bench: scratch files go to {}", scratch.path().display());
         if self.profile == BenchProfile::ProductionLike {
             // Its own run: the release against a slow stand-in takes minutes.
@@ -433,39 +434,6 @@ pub fn fmt_mib(kib: u64) -> String {
 
 pub fn fmt_mb(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / 1e6)
-}
-
-/// A scratch directory removed, with everything in it, when dropped.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new_in(base: &Path) -> Result<TempDir> {
-        TempDir::named(base, "nexy-bench")
-    }
-
-    /// A fresh directory `PREFIX-PID-N` in `base`.
-    pub fn named(base: &Path, prefix: &str) -> Result<TempDir> {
-        fs::create_dir_all(base).with_context(|| format!("cannot create {}", base.display()))?;
-        for i in 0..100 {
-            let dir = base.join(format!("{prefix}-{}-{i}", std::process::id()));
-            if fs::create_dir(&dir).is_ok() {
-                let dir = fs::canonicalize(&dir)
-                    .with_context(|| format!("cannot resolve {}", dir.display()))?;
-                return Ok(TempDir(dir));
-            }
-        }
-        bail!("cannot create a scratch directory in {}", base.display())
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
 }
 
 #[cfg(test)]

@@ -428,7 +428,7 @@ pub(crate) fn render_problems(report: &Report) -> String {
     let (from_history, in_tree): (Vec<&Finding>, Vec<&Finding>) =
         report.secrets.iter().partition(|f| f.commit.is_some());
     if !from_history.is_empty() {
-        out.push_str(&crate::prepush::render_history(&from_history));
+        out.push_str(&crate::secrets::render_history(&from_history));
     }
     if !in_tree.is_empty() {
         out.push_str(

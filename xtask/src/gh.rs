@@ -209,14 +209,27 @@ impl<'a> Gh<'a> {
     /// pipe closes and gh sends an empty body, and an empty PATCH renames
     /// nothing. A DELETE needs no body, so deletes are never staged.
     pub fn stage_rename(&self, asset_id: u64, new_name: &str) -> Result<StagedCall> {
-        let p = self.prepare_rename(asset_id, new_name);
-        let staged = proc::stage(p.command, &p.what, p.timeout)?;
-        Ok(StagedCall {
-            staged,
-            body: p.stdin.unwrap_or_default(),
-            failed: p.failed,
-            allow_404: p.allow_404,
-        })
+        stage(self.prepare_rename(asset_id, new_name))
+    }
+
+    /// The release of `tag` as a call that can be staged: `-X GET --input -`
+    /// makes gh start, connect and wait for its stdin, and the empty body
+    /// it is then sent makes a plain GET (Go's HTTP client sends no body
+    /// for an empty one). A read, so it is harmless whenever it is sent,
+    /// even by a dying run: the swap stages it while the uploads run.
+    pub fn prepare_release_staged(&self, tag: &str) -> Prepared {
+        let (sh, host) = (self.sh, &self.host);
+        let path = format!("repos/{}/releases/tags/{tag}", self.repo);
+        Prepared {
+            command: ghenv::command(cmd!(sh, "gh api --hostname {host} -X GET {path} --input -")),
+            stdin: Some(Vec::new()),
+            ..self.prepare_release(tag)
+        }
+    }
+
+    /// [`Gh::prepare_release_staged`], started and connected, not yet sent.
+    pub fn stage_release(&self, tag: &str) -> Result<StagedCall> {
+        stage(self.prepare_release_staged(tag))
     }
 
     /// Deletes an asset by id; an asset already gone is fine.
@@ -269,6 +282,17 @@ pub struct Prepared {
     stdin: Option<Vec<u8>>,
 }
 
+/// Starts `p` with its stdin held (see [`proc::stage`]).
+fn stage(p: Prepared) -> Result<StagedCall> {
+    let staged = proc::stage(p.command, &p.what, p.timeout)?;
+    Ok(StagedCall {
+        staged,
+        body: p.stdin.unwrap_or_default(),
+        failed: p.failed,
+        allow_404: p.allow_404,
+    })
+}
+
 /// A gh call staged ahead of the moment it matters (see [`proc::Staged`]),
 /// with the request body it will send. Dropped unfired, gh is killed
 /// before it sent anything.
@@ -301,6 +325,16 @@ pub fn fire_chains(mut chains: Vec<Vec<StagedCall>>) -> Vec<Result<Duration>> {
         }
         Ok(started.elapsed())
     })
+}
+
+/// Fires staged calls side by side once each is connected (at most 2 s
+/// from now); one result per call, in order. A call that failed to stage
+/// is its error.
+pub fn fire_all(mut calls: Vec<Result<StagedCall>>) -> Vec<Result<proc::Output>> {
+    let mut staged: Vec<&mut proc::Staged> =
+        calls.iter_mut().flatten().map(|c| &mut c.staged).collect();
+    proc::await_connected(&mut staged, Duration::from_secs(2));
+    proc::side_by_side(calls, |call| call?.fire())
 }
 
 /// Runs calls side by side, each bounded; one result per call, in order.

@@ -1,16 +1,13 @@
 //! HTTP checks of the update feed and the fixed download URLs, and the TLS
 //! handshake with the gRPC endpoint. Blocking, with timeouts on every call.
+//! Every request and connection passes the effect seam (`effect::get`,
+//! `effect::connect`); this module reads what they answer.
 
-use std::{
-    net::{TcpStream, ToSocketAddrs},
-    path::Path,
-    sync::Arc,
-    time::Duration,
-};
+use std::{net::ToSocketAddrs, path::Path, sync::Arc, time::Duration};
 
 use anyhow::{bail, Context, Result};
 
-use crate::hash::FileDigest;
+use crate::{effect, hash::FileDigest};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -24,11 +21,7 @@ pub fn agent() -> ureq::Agent {
 
 /// GET `url` and parse its JSON body; the error says which URL failed.
 pub fn get_json(agent: &ureq::Agent, url: &str) -> Result<serde_json::Value> {
-    let resp = agent
-        .get(url)
-        .timeout(TIMEOUT)
-        .call()
-        .map_err(|e| anyhow::anyhow!("GET {url} failed: {}", short(&e)))?;
+    let resp = effect::get(agent, url, Some(TIMEOUT))?;
     let text = resp
         .into_string()
         .with_context(|| format!("GET {url}: cannot read the body"))?;
@@ -37,11 +30,7 @@ pub fn get_json(agent: &ureq::Agent, url: &str) -> Result<serde_json::Value> {
 
 /// GET `url` and return its body as text.
 pub fn get_text(agent: &ureq::Agent, url: &str) -> Result<String> {
-    agent
-        .get(url)
-        .timeout(TIMEOUT)
-        .call()
-        .map_err(|e| anyhow::anyhow!("GET {url} failed: {}", short(&e)))?
+    effect::get(agent, url, Some(TIMEOUT))?
         .into_string()
         .with_context(|| format!("GET {url}: cannot read the body"))
 }
@@ -49,11 +38,7 @@ pub fn get_text(agent: &ureq::Agent, url: &str) -> Result<String> {
 /// The size a client would download from `url` (after redirects), read
 /// from Content-Length without fetching the body.
 pub fn content_length(agent: &ureq::Agent, url: &str) -> Result<u64> {
-    let resp = agent
-        .get(url)
-        .timeout(TIMEOUT)
-        .call()
-        .map_err(|e| anyhow::anyhow!("GET {url} failed: {}", short(&e)))?;
+    let resp = effect::get(agent, url, Some(TIMEOUT))?;
     resp.header("Content-Length")
         .and_then(|v| v.trim().parse().ok())
         .with_context(|| format!("GET {url} answered without a Content-Length"))
@@ -61,10 +46,7 @@ pub fn content_length(agent: &ureq::Agent, url: &str) -> Result<u64> {
 
 /// Downloads `url` and hashes what a client would receive, streaming.
 pub fn download_digest(agent: &ureq::Agent, url: &str) -> Result<FileDigest> {
-    let resp = agent
-        .get(url)
-        .call()
-        .map_err(|e| anyhow::anyhow!("GET {url} failed: {}", short(&e)))?;
+    let resp = effect::get(agent, url, None)?;
     crate::hash::digest_reader(resp.into_reader())
         .with_context(|| format!("GET {url}: the download broke off"))
 }
@@ -72,10 +54,7 @@ pub fn download_digest(agent: &ureq::Agent, url: &str) -> Result<FileDigest> {
 /// Downloads `url` into memory (for a signature check; at most 2 GiB).
 pub fn download_bytes(agent: &ureq::Agent, url: &str) -> Result<Vec<u8>> {
     use std::io::Read;
-    let resp = agent
-        .get(url)
-        .call()
-        .map_err(|e| anyhow::anyhow!("GET {url} failed: {}", short(&e)))?;
+    let resp = effect::get(agent, url, None)?;
     let mut bytes = Vec::new();
     resp.into_reader()
         .take(2 << 30)
@@ -84,12 +63,15 @@ pub fn download_bytes(agent: &ureq::Agent, url: &str) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// ureq's errors carry the whole response; one line is enough here.
-fn short(err: &ureq::Error) -> String {
-    match err {
-        ureq::Error::Status(code, _) => format!("HTTP {code}"),
-        ureq::Error::Transport(t) => t.to_string(),
-    }
+/// Downloads `url` into the file `spool` (a scratch file of the caller's,
+/// which removes it after use).
+pub fn download_to(agent: &ureq::Agent, url: &str, spool: &Path) -> Result<()> {
+    let resp = effect::get(agent, url, None)?;
+    let mut file = std::fs::File::create(spool)
+        .with_context(|| format!("cannot create {}", spool.display()))?;
+    std::io::copy(&mut resp.into_reader(), &mut file)
+        .with_context(|| format!("GET {url}: the download broke off"))?;
+    Ok(())
 }
 
 /// Completes a TLS handshake with `endpoint` (`host:port`) offering ALPN
@@ -132,10 +114,7 @@ pub fn tls_alpn(
         .with_context(|| format!("cannot resolve {endpoint}"))?
         .next()
         .with_context(|| format!("{endpoint} resolves to no address"))?;
-    let mut sock = TcpStream::connect_timeout(&addr, TIMEOUT)
-        .with_context(|| format!("cannot connect to {endpoint}"))?;
-    sock.set_read_timeout(Some(TIMEOUT))?;
-    sock.set_write_timeout(Some(TIMEOUT))?;
+    let mut sock = effect::connect(&addr, endpoint, TIMEOUT)?;
     while conn.is_handshaking() {
         conn.complete_io(&mut sock)
             .with_context(|| format!("TLS handshake with {endpoint} failed"))?;

@@ -1,11 +1,11 @@
 //! The release journal (`release_inbox/.journal.jsonl`): an append-only
 //! record of the steps of every run, one JSON object a line, so that a
 //! person can see what an interrupted run had done, and the bench can time
-//! each step. Written and read here only.
+//! each step. Written (through the effect seam's `append`; only a real
+//! run writes it) and read here only.
 
 use std::{
     fs,
-    io::Write,
     path::{Path, PathBuf},
 };
 
@@ -41,14 +41,7 @@ impl Journal {
             step: step.to_string(),
         };
         let line = serde_json::to_string(&entry).context("cannot encode a journal line")?;
-        let mut f = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.0)
-            .with_context(|| format!("cannot write the journal {}", self.0.display()))?;
-        writeln!(f, "{line}")
-            .with_context(|| format!("cannot write the journal {}", self.0.display()))?;
-        Ok(())
+        crate::effect::append(&self.0, &line).context("cannot write the release journal")
     }
 }
 
@@ -68,6 +61,8 @@ pub fn read_from(path: &Path, offset: u64) -> Result<Vec<Entry>> {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
     use super::*;
 
     #[test]

@@ -51,6 +51,7 @@ mod report;
 mod rollback;
 mod samples;
 mod sandbox;
+mod scratch;
 mod secrets;
 mod signing;
 mod tempname;

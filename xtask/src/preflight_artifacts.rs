@@ -385,18 +385,7 @@ pub fn deep_app_check(
     let (version, arch, min_os) = manifest;
     let fix = "publish the tested artifacts again with `cargo xtask publish`; if the bytes are right, the manifest is not";
     let spool = std::env::temp_dir().join(format!("nexy-verify-{}.dmg", std::process::id()));
-    let result = (|| -> anyhow::Result<Artifact> {
-        use anyhow::Context;
-        let resp = agent
-            .get(url)
-            .call()
-            .map_err(|e| anyhow::anyhow!("GET {url} failed: {e}"))?;
-        let mut file = std::fs::File::create(&spool)
-            .with_context(|| format!("cannot create {}", spool.display()))?;
-        std::io::copy(&mut resp.into_reader(), &mut file)
-            .with_context(|| format!("GET {url}: the download broke off"))?;
-        macos::inspect(&spool)
-    })();
+    let result = crate::http::download_to(agent, url, &spool).and_then(|()| macos::inspect(&spool));
     let _ = std::fs::remove_file(&spool);
     let found = match result {
         Ok(found) => found,

@@ -27,21 +27,18 @@ use serde_json::json;
 use xshell::{cmd, Shell};
 
 use crate::{
-    bench::TempDir,
     check::{self, Report},
     cli::CheckArgs,
     config::{Config, Workspace},
     gitobj,
     report::{CheckResult, Status},
+    scratch::TempDir,
     secrets::{self, Finding},
 };
 
 /// Files read whole (binary, or shaped like a key) above this size are
 /// not text anyone wrote by hand, as in the working-tree scan.
 const WHOLE_FILE_LIMIT: u64 = 8 << 20;
-
-/// The path of a finding in a commit's subject line.
-const MESSAGE: &str = "(commit message)";
 
 /// One line of a pre-push hook's stdin.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,7 +194,7 @@ fn pre_push(
     for c in &scanned.commits {
         if !secrets::scan_line(&c.subject).is_empty() {
             secrets_report.secrets.push(Finding {
-                path: MESSAGE.into(),
+                path: secrets::MESSAGE.into(),
                 line: 1,
                 rule: "secret-in-commit-message",
                 masked: "(subject withheld)".into(),
@@ -232,7 +229,7 @@ fn pre_push(
     }
     let shown: Vec<String> = tips
         .iter()
-        .map(|(sha, r, _)| format!("{} {r}", short(sha)))
+        .map(|(sha, r, _)| format!("{} {r}", secrets::short(sha)))
         .collect();
     let ok_line = format!(
         "check --pre-push: ok ({} new commit(s) for {remote}, {} added line(s) free of secrets; the tree checks pass at {})",
@@ -242,7 +239,12 @@ fn pre_push(
     );
     let tips = tips
         .into_iter()
-        .map(|(sha, r, report)| (format!("the pushed tip {} ({r})", short(&sha)), report))
+        .map(|(sha, r, report)| {
+            (
+                format!("the pushed tip {} ({r})", secrets::short(&sha)),
+                report,
+            )
+        })
         .collect();
     finish(&ok_line, tips, secrets_report)
 }
@@ -404,61 +406,6 @@ fn finish(ok_line: &str, tips: Vec<(String, Report)>, secrets: Report) -> Result
     Ok(total == 0)
 }
 
-fn short(sha: &str) -> &str {
-    sha.get(..12).unwrap_or(sha)
-}
-
-/// The secrets found in commits, with the remedy for history: a later
-/// commit that deletes a key leaves it readable in the earlier one.
-pub fn render_history(findings: &[&Finding]) -> String {
-    let mut out = String::from(
-        "secrets added by the pushed commits (deleting one in a later commit does not help: every pushed commit stays readable on the remote):\n",
-    );
-    for f in findings {
-        let Some(c) = &f.commit else { continue };
-        let subject = if secrets::scan_line(&c.subject).is_empty() {
-            c.subject.as_str()
-        } else {
-            "(subject withheld)"
-        };
-        let _ = writeln!(
-            out,
-            "  commit {} \"{subject}\"  {}:{}  {}  {}",
-            short(&c.sha),
-            f.path,
-            f.line,
-            f.rule,
-            f.masked
-        );
-    }
-    let oldest = findings
-        .iter()
-        .find_map(|f| f.commit.as_ref())
-        .map_or("", |c| short(&c.sha));
-    let files: BTreeSet<&str> = findings
-        .iter()
-        .map(|f| f.path.as_str())
-        .filter(|p| *p != MESSAGE)
-        .collect();
-    let paths: String = files.iter().map(|p| format!(" --path {p}")).collect();
-    let _ = writeln!(
-        out,
-        "  to fix: 1. rotate each key now: treat it as leaked;\n\
-         \x20         2. take it out of every unpushed commit: `git rebase -i {oldest}~1` (`--root` if it is the first commit), mark each commit above `edit` (`reword` for a commit message), remove the secret, `git commit --amend`, `git rebase --continue`;"
-    );
-    if !files.is_empty() {
-        let _ = writeln!(
-            out,
-            "             or drop the files from all of history: `git filter-repo --invert-paths{paths}`;"
-        );
-    }
-    let _ = writeln!(
-        out,
-        "          3. push again. A harmless value goes to [check] secret_allowlist in release.toml."
-    );
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -511,30 +458,5 @@ mod tests {
         );
         // A deletion pushes nothing.
         assert!(plan_revs(&[update(Z, B)], "origin", false, &known).is_empty());
-    }
-
-    #[test]
-    fn history_findings_say_how_to_rewrite_history() {
-        let f = Finding {
-            path: "keys/sparkle_private_key".into(),
-            line: 1,
-            rule: "ed25519-private-key",
-            masked: "<32-byte key file>".into(),
-            commit: Some(secrets::Commit {
-                sha: A.into(),
-                subject: "add key".into(),
-            }),
-        };
-        let text = render_history(&[&f]);
-        assert!(
-            text.contains("commit 111111111111 \"add key\"  keys/sparkle_private_key:1"),
-            "{text}"
-        );
-        assert!(text.contains("git rebase -i 111111111111~1"), "{text}");
-        assert!(
-            text.contains("git filter-repo --invert-paths --path keys/sparkle_private_key"),
-            "{text}"
-        );
-        assert!(text.contains("rotate"), "{text}");
     }
 }

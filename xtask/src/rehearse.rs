@@ -25,6 +25,7 @@ use crate::{
     config::{Workspace, INBOX},
     manifest, report,
     sandbox::{self, StandIn},
+    scratch::TempDir,
     verify,
     version::{self, Version},
     vm,
@@ -39,9 +40,9 @@ impl Rehearse {
             return Ok(passed);
         }
         let total = Instant::now();
-        let scratch = TempDir::new()?;
-        let root = scratch.0.join("workspace");
-        let state = scratch.0.join("stand-in");
+        let scratch = TempDir::named(&std::env::temp_dir(), "nexy-rehearse")?;
+        let root = scratch.path().join("workspace");
+        let state = scratch.path().join("stand-in");
         copy_release_files(ws, &root)?;
 
         crate::say!("== starting the stand-in of production");
@@ -139,6 +140,20 @@ impl Rehearse {
                 },
             );
 
+        // The stand-in's request log proves who spoke to Azure: every ARM
+        // call must carry the real az's own User-Agent.
+        let (arm, by_az) = arm_calls(&stand_in.state)?;
+        if arm > 0 && by_az == arm {
+            crate::say!(
+                "Azure: {arm} ARM calls, every one with the real az's User-Agent {AZ_AGENT}"
+            );
+        } else {
+            ok = false;
+            crate::say!(
+                "Azure: {} of {arm} ARM calls lack the real az's User-Agent {AZ_AGENT} (the stand-in's request log says so)",
+                arm - by_az
+            );
+        }
         let stages_json: Vec<serde_json::Value> = stages
             .iter()
             .map(|(name, passed, took)| serde_json::json!({"name": name, "ok": passed, "seconds": (took.as_secs_f64() * 1000.0).round() / 1000.0}))
@@ -168,6 +183,33 @@ impl Rehearse {
         drop(stand_in);
         Ok(ok)
     }
+}
+
+/// How the real az 2.91.0 names itself to ARM.
+const AZ_AGENT: &str = "AZURECLI/2.91.0";
+
+/// The ARM calls (`/subscriptions/...`) in the stand-in's request log and
+/// how many of them carry `AZ_AGENT` (MSAL's token calls are Entra's and
+/// say `python-requests`).
+fn arm_calls(state: &Path) -> Result<(usize, usize)> {
+    let log = state.join("requests.jsonl");
+    let text =
+        fs::read_to_string(&log).with_context(|| format!("cannot read {}", log.display()))?;
+    let (mut arm, mut by_az) = (0, 0);
+    for line in text.lines() {
+        let r: serde_json::Value = serde_json::from_str(line)
+            .with_context(|| format!("{} holds a line that is not JSON", log.display()))?;
+        let url = r["url"].as_str().unwrap_or("");
+        if r["kind"] == "arm" && url.contains("/subscriptions") {
+            arm += 1;
+            by_az += usize::from(
+                r["user_agent"]
+                    .as_str()
+                    .is_some_and(|u| u.starts_with(AZ_AGENT)),
+            );
+        }
+    }
+    Ok((arm, by_az))
 }
 
 /// The next version: the last number plus one.
@@ -218,26 +260,4 @@ fn which(program: &str) -> Option<PathBuf> {
             .map(|p| p.join(program))
             .find(|p| p.is_file())
     })
-}
-
-/// A scratch directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Result<TempDir> {
-        let base = std::env::temp_dir();
-        for i in 0..100 {
-            let dir = base.join(format!("nexy-rehearse-{}-{i}", std::process::id()));
-            if fs::create_dir(&dir).is_ok() {
-                return Ok(TempDir(dir));
-            }
-        }
-        bail!("cannot create a scratch directory in {}", base.display())
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
 }

@@ -4,6 +4,8 @@
 //! compile and make each rule's edges explicit. Findings carry a masked
 //! value only: the scan itself must never print a secret.
 
+use std::{collections::BTreeSet, fmt::Write as _};
+
 use base64::Engine as _;
 
 /// One secret found, with enough to find it and nothing to use it.
@@ -245,6 +247,65 @@ fn is_point(bytes: &[u8]) -> bool {
     <[u8; 32]>::try_from(bytes).is_ok_and(|b| ed25519_dalek::VerifyingKey::from_bytes(&b).is_ok())
 }
 
+/// The path of a finding in a commit's subject line.
+pub const MESSAGE: &str = "(commit message)";
+
+/// A commit's sha as shown: its first 12 hex digits.
+pub fn short(sha: &str) -> &str {
+    sha.get(..12).unwrap_or(sha)
+}
+
+/// The secrets found in commits, with the remedy for history: a later
+/// commit that deletes a key leaves it readable in the earlier one.
+pub fn render_history(findings: &[&Finding]) -> String {
+    let mut out = String::from(
+        "secrets added by the pushed commits (deleting one in a later commit does not help: every pushed commit stays readable on the remote):\n",
+    );
+    for f in findings {
+        let Some(c) = &f.commit else { continue };
+        let subject = if scan_line(&c.subject).is_empty() {
+            c.subject.as_str()
+        } else {
+            "(subject withheld)"
+        };
+        let _ = writeln!(
+            out,
+            "  commit {} \"{subject}\"  {}:{}  {}  {}",
+            short(&c.sha),
+            f.path,
+            f.line,
+            f.rule,
+            f.masked
+        );
+    }
+    let oldest = findings
+        .iter()
+        .find_map(|f| f.commit.as_ref())
+        .map_or("", |c| short(&c.sha));
+    let files: BTreeSet<&str> = findings
+        .iter()
+        .map(|f| f.path.as_str())
+        .filter(|p| *p != MESSAGE)
+        .collect();
+    let paths: String = files.iter().map(|p| format!(" --path {p}")).collect();
+    let _ = writeln!(
+        out,
+        "  to fix: 1. rotate each key now: treat it as leaked;\n\
+         \x20         2. take it out of every unpushed commit: `git rebase -i {oldest}~1` (`--root` if it is the first commit), mark each commit above `edit` (`reword` for a commit message), remove the secret, `git commit --amend`, `git rebase --continue`;"
+    );
+    if !files.is_empty() {
+        let _ = writeln!(
+            out,
+            "             or drop the files from all of history: `git filter-repo --invert-paths{paths}`;"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "          3. push again. A harmless value goes to [check] secret_allowlist in release.toml."
+    );
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -339,5 +400,30 @@ mod tests {
         ] {
             assert!(!is_placeholder(value), "`{value}` is not a placeholder");
         }
+    }
+
+    #[test]
+    fn history_findings_say_how_to_rewrite_history() {
+        let f = Finding {
+            path: "keys/sparkle_private_key".into(),
+            line: 1,
+            rule: "ed25519-private-key",
+            masked: "<32-byte key file>".into(),
+            commit: Some(Commit {
+                sha: "1111111111111111111111111111111111111111".into(),
+                subject: "add key".into(),
+            }),
+        };
+        let text = render_history(&[&f]);
+        assert!(
+            text.contains("commit 111111111111 \"add key\"  keys/sparkle_private_key:1"),
+            "{text}"
+        );
+        assert!(text.contains("git rebase -i 111111111111~1"), "{text}");
+        assert!(
+            text.contains("git filter-repo --invert-paths --path keys/sparkle_private_key"),
+            "{text}"
+        );
+        assert!(text.contains("rotate"), "{text}");
     }
 }

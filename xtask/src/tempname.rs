@@ -33,12 +33,15 @@ pub fn name(live: &str, temp: Temp, tail: &str) -> String {
     format!("{stem}.{}-{tail}{ext}", temp.word())
 }
 
+/// The release lease's reserved asset name (`lease::NAME`).
+pub const LEASE: &str = "nexy-release.lease";
+
 /// Which temporary asset of `live` `asset` is, in the current scheme
 /// (`Nexy.next-<tail>.dmg`) or the old one (`Nexy.dmg.next-<tail>`).
 /// The release lease (`lease/`) lives on the same release and is never a
 /// temporary asset, whatever the live name is.
 pub fn parse(asset: &str, live: &str) -> Option<Temp> {
-    if asset == crate::lease::NAME {
+    if asset == LEASE {
         return None;
     }
     let (stem, ext) = split(live);
@@ -93,7 +96,7 @@ mod tests {
             ("Nexy.next-.dmg", None),
             ("Nexy.dmg.sig", None),
             ("Other.next-0123456789ab.dmg", None),
-            (crate::lease::NAME, None),
+            (LEASE, None),
         ] {
             assert_eq!(parse(asset, "Nexy.dmg"), want, "{asset}");
         }

@@ -5,7 +5,8 @@
 //! Definition of Done with the right bytes live. Every kill point from 1 to
 //! the request count of a full run must be reached. The test prints
 //! `N faults injected, N converged` and fails if any point was not reached
-//! or did not converge.
+//! or did not converge. Each run (each kill point, each Azure fault) has a
+//! stand-in of its own, a copy of one staged before (`Stage::fork`).
 //!
 //! `release` begins its uploads (temporary names) beside preflight's checks,
 //! so a kill point also lands in that overlap; the matrix counts those
@@ -17,6 +18,7 @@ mod common;
 use std::{
     fs,
     process::{Child, Command, Stdio},
+    sync::atomic::{AtomicUsize, Ordering},
     thread,
     time::{Duration, Instant},
 };
@@ -166,6 +168,19 @@ fn run_and_kill(st: &Stage, args: &[&str], k: usize) -> Result<(), String> {
     }
 }
 
+/// A stand-in with 2.0.0.5 live and 2.0.0.6 ready in the inbox.
+fn staged() -> (Stage, Vec<u8>) {
+    let st = Stage::new();
+    assert_eq!(st.run(&["bump", "2.0.0.5"]).code, 0);
+    st.samples(1, 1 << 20);
+    let run = st.run(&["release"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let old = st.sb.asset_bytes("Update", "Nexy.dmg").unwrap();
+    assert_eq!(st.run(&["bump", "2.0.0.6"]).code, 0);
+    st.samples(2, 1 << 20);
+    (st, old)
+}
+
 /// The journal's lines.
 fn journal(st: &Stage) -> Vec<serde_json::Value> {
     fs::read_to_string(st.fx.path("release_inbox/.journal.jsonl"))
@@ -206,19 +221,6 @@ fn temporary_assets(st: &Stage) -> Vec<String> {
         }
     }
     left
-}
-
-/// A stand-in with 2.0.0.5 live and 2.0.0.6 ready in the inbox.
-fn staged() -> (Stage, Vec<u8>) {
-    let st = Stage::new();
-    assert_eq!(st.run(&["bump", "2.0.0.5"]).code, 0);
-    st.samples(1, 1 << 20);
-    let run = st.run(&["release"]);
-    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    let old = st.sb.asset_bytes("Update", "Nexy.dmg").unwrap();
-    assert_eq!(st.run(&["bump", "2.0.0.6"]).code, 0);
-    st.samples(2, 1 << 20);
-    (st, old)
 }
 
 /// The invariants after a kill and a rerun.
@@ -272,92 +274,162 @@ fn converged(
     Ok(())
 }
 
+/// How many runs of the matrix go side by side.
+const JOBS: usize = 4;
+
+/// One run of the matrix: a kill after request `k` of a release or a
+/// rollback, or a release with the Azure fault of that index.
+#[derive(Clone, Copy, Debug)]
+enum Job {
+    Release(usize),
+    Rollback(usize),
+    Azure(usize),
+}
+
+struct Outcome {
+    job: Job,
+    /// The fault was injected (the kill point was reached).
+    injected: bool,
+    /// A release killed while its uploads ran beside preflight.
+    overlap: bool,
+    failure: Option<String>,
+}
+
+/// The staged stand-ins the runs copy, and the DMGs they expect.
+struct Ctx {
+    /// 2.0.0.5 live, 2.0.0.6 in the inbox.
+    ready: Stage,
+    /// 2.0.0.6 live, 2.0.0.5 archived.
+    released: Stage,
+    old: Vec<u8>,
+    new: Vec<u8>,
+    newer: Vec<u8>,
+}
+
+impl Ctx {
+    fn run(&self, job: Job) -> Outcome {
+        let mut overlap = false;
+        let (injected, failure) = match job {
+            Job::Release(k) => {
+                let st = self.ready.fork();
+                slow(&st);
+                let from = journal(&st).len();
+                let killed = run_and_kill(&st, &["release"], k);
+                overlap = killed.is_ok() && in_overlap(&st, from);
+                match killed {
+                    Err(why) => (false, Some(format!("release: {why}"))),
+                    Ok(()) => (
+                        true,
+                        converged(&st, &["release"], &self.new, "2.0.0.5", &self.old)
+                            .err()
+                            .map(|why| format!("release killed after request {k}: {why}")),
+                    ),
+                }
+            }
+            Job::Rollback(k) => {
+                let st = self.released.fork();
+                slow(&st);
+                let args = ["rollback", "--to", "2.0.0.5"];
+                match run_and_kill(&st, &args, k) {
+                    Err(why) => (false, Some(format!("rollback: {why}"))),
+                    Ok(()) => (
+                        true,
+                        converged(&st, &args, &self.old, "2.0.0.6", &self.newer)
+                            .err()
+                            .map(|why| format!("rollback killed after request {k}: {why}")),
+                    ),
+                }
+            }
+            Job::Azure(i) => {
+                let (name, f) = azure_faults().swap_remove(i);
+                let st = self.ready.fork();
+                st.sb
+                    .set_faults(Faults {
+                        azure: f,
+                        ..Faults::default()
+                    })
+                    .unwrap();
+                // It may pass (retried) or stop (not transient); either
+                // way the invariants hold and a rerun converges.
+                let _ = st.run(&["release"]);
+                (
+                    true,
+                    converged(&st, &["release"], &self.new, "2.0.0.5", &self.old)
+                        .err()
+                        .map(|why| format!("release with Azure fault `{name}`: {why}")),
+                )
+            }
+        };
+        Outcome {
+            job,
+            injected,
+            overlap,
+            failure,
+        }
+    }
+}
+
 #[test]
 fn every_kill_point_of_release_and_rollback_converges() {
     // How many requests a full run makes, to kill after each of them.
-    let (st, _) = staged();
-    let base = tool_requests(&st);
-    slow(&st);
-    assert_eq!(st.run(&["release"]).code, 0);
-    let release_steps = tool_requests(&st) - base;
-    st.sb.set_faults(Faults::default()).unwrap();
-    let base = tool_requests(&st);
-    slow(&st);
-    assert_eq!(st.run(&["rollback", "--to", "2.0.0.5"]).code, 0);
-    let rollback_steps = tool_requests(&st) - base;
-    drop(st);
+    // Each kill point spends a copy of one staged stand-in (`Stage::fork`:
+    // its own ports, request log and az login), not a release of its own:
+    // staging through the real az is most of a kill point's time.
+    let (ready, old) = staged();
+    let new = ready.inbox_bytes("Nexy.dmg");
+    let released = ready.fork();
+    let base = tool_requests(&released);
+    slow(&released);
+    assert_eq!(released.run(&["release"]).code, 0);
+    let release_steps = tool_requests(&released) - base;
+    released.sb.set_faults(Faults::default()).unwrap();
+    let newer = released.sb.asset_bytes("Update", "Nexy.dmg").unwrap();
+    let measure = released.fork();
+    let base = tool_requests(&measure);
+    slow(&measure);
+    assert_eq!(measure.run(&["rollback", "--to", "2.0.0.5"]).code, 0);
+    let rollback_steps = tool_requests(&measure) - base;
+    drop(measure);
 
-    // The two loops are independent (a fresh stand-in per kill), so they
-    // run side by side.
-    let release = thread::spawn(move || {
-        let mut injected = 0;
-        let mut overlap = 0;
-        let mut failures = Vec::new();
-        for k in 1..release_steps {
-            let (st, old) = staged();
-            let new = st.inbox_bytes("Nexy.dmg");
-            slow(&st);
-            let from = journal(&st).len();
-            if let Err(why) = run_and_kill(&st, &["release"], k) {
-                failures.push(format!("release: {why}"));
-                continue;
-            }
-            injected += 1;
-            overlap += usize::from(in_overlap(&st, from));
-            if let Err(why) = converged(&st, &["release"], &new, "2.0.0.5", &old) {
-                failures.push(format!("release killed after request {k}: {why}"));
-            }
-        }
-        (injected, overlap, failures)
-    });
-    let rollback = thread::spawn(move || {
-        let mut injected = 0;
-        let mut failures = Vec::new();
-        for k in 1..rollback_steps {
-            let (st, old) = staged();
-            let run = st.run(&["release"]);
-            assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-            let newer = st.sb.asset_bytes("Update", "Nexy.dmg").unwrap();
-            slow(&st);
-            if let Err(why) = run_and_kill(&st, &["rollback", "--to", "2.0.0.5"], k) {
-                failures.push(format!("rollback: {why}"));
-                continue;
-            }
-            injected += 1;
-            if let Err(why) = converged(
-                &st,
-                &["rollback", "--to", "2.0.0.5"],
-                &old,
-                "2.0.0.6",
-                &newer,
-            ) {
-                failures.push(format!("rollback killed after request {k}: {why}"));
-            }
-        }
-        (injected, failures)
-    });
-    let (a, overlap, mut failures) = release.join().expect("the release loop");
-    let (b, more) = rollback.join().expect("the rollback loop");
-    failures.extend(more);
-    // Azure's faults, one release each (a fresh stand-in per fault).
-    let mut c = 0;
-    for (name, f) in azure_faults() {
-        let (st, old) = staged();
-        let new = st.inbox_bytes("Nexy.dmg");
-        st.sb
-            .set_faults(Faults {
-                azure: f,
-                ..Faults::default()
+    // Every run spends a copy of a stand-in, so the runs are independent
+    // and `JOBS` of them run side by side: much of a run waits on az's
+    // polls and start-up, so even 2 cores keep more than 2 busy.
+    let jobs: Vec<Job> = (1..release_steps)
+        .map(Job::Release)
+        .chain((1..rollback_steps).map(Job::Rollback))
+        .chain((0..azure_faults().len()).map(Job::Azure))
+        .collect();
+    let ctx = Ctx {
+        ready,
+        released,
+        old,
+        new,
+        newer,
+    };
+    let next = AtomicUsize::new(0);
+    let outcomes: Vec<Outcome> = thread::scope(|s| {
+        let workers: Vec<_> = (0..JOBS)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut done = Vec::new();
+                    while let Some(job) = jobs.get(next.fetch_add(1, Ordering::SeqCst)) {
+                        done.push(ctx.run(*job));
+                    }
+                    done
+                })
             })
-            .unwrap();
-        // It may pass (retried) or stop (not transient); either way the
-        // invariants hold and a rerun converges.
-        let _ = st.run(&["release"]);
-        c += 1;
-        if let Err(why) = converged(&st, &["release"], &new, "2.0.0.5", &old) {
-            failures.push(format!("release with Azure fault `{name}`: {why}"));
-        }
-    }
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("a matrix worker"))
+            .collect()
+    });
+    let count = |f: fn(&Job) -> bool| outcomes.iter().filter(|o| o.injected && f(&o.job)).count();
+    let a = count(|j| matches!(j, Job::Release(_)));
+    let b = count(|j| matches!(j, Job::Rollback(_)));
+    let c = count(|j| matches!(j, Job::Azure(_)));
+    let overlap = outcomes.iter().filter(|o| o.overlap).count();
+    let failures: Vec<String> = outcomes.into_iter().filter_map(|o| o.failure).collect();
     let injected = a + b + c;
     let listed = release_steps - 1 + rollback_steps - 1 + azure_faults().len();
     let ok = injected

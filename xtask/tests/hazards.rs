@@ -11,8 +11,8 @@ use common::stage::Stage;
 use nexy_sandbox::Faults;
 
 /// Releases 2.0.0.5, then publishes 2.0.0.6 over it. The public URL keeps
-/// serving the old DMG for `stale_secs` after the swap, counted from the
-/// moment the asset changed, as a CDN's cache does. `Stale::AfterPublish`
+/// serving the old DMG for `Stale::Secs(n)` seconds after the swap, counted
+/// from the moment the asset changed, as a CDN's cache does. `Stale::AfterPublish`
 /// stretches the window to outlast the rest of the publish (the VM sync
 /// through the real az, which alone takes several seconds) by `tail`
 /// seconds, so that the cache is still stale when verify starts.

@@ -1,5 +1,5 @@
-//! The release end to end: the built xtask drives the real `gh` and the az
-//! stand-in against the local stand-in of production.
+//! The release end to end: the built xtask drives the real `gh` and the
+//! real az against the local stand-in of production.
 
 mod common;
 
@@ -59,6 +59,20 @@ fn full_release_meets_the_dod_and_a_rerun_changes_nothing() {
         "no tag or release created: {:?}",
         st.creations()
     );
+    // Azure heard only the real az: its own User-Agent on every ARM call.
+    let log = st.sb.requests();
+    let arm: Vec<_> = log
+        .iter()
+        .filter(|r| r.kind == "arm" && r.url.contains("/subscriptions"))
+        .collect();
+    assert!(
+        arm.iter().any(|r| r.url.contains("/runCommand")),
+        "no run-command: {arm:?}"
+    );
+    for r in &arm {
+        let ua = r.user_agent.as_deref().unwrap_or("");
+        assert!(ua.starts_with("AZURECLI/2.91.0 (PIP)"), "{r:?}");
+    }
 
     // A second run uploads nothing and changes nothing.
     let from = st.log_len();
@@ -112,6 +126,13 @@ fn rehearse_passes_and_leaves_the_working_tree_untouched() {
         );
     }
     assert!(run.stdout.contains("rehearsal passed"), "{}", run.stdout);
+    // The stand-in's log: every ARM call was the real az's.
+    assert!(
+        run.stdout
+            .contains("ARM calls, every one with the real az's User-Agent AZURECLI/2.91.0"),
+        "{}",
+        run.stdout
+    );
     // A lease that could not be renewed or released says so in a warning;
     // a rehearsal must take and release each one cleanly.
     let lease_warning = |text: &str| {

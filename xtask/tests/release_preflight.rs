@@ -131,13 +131,35 @@ fn preflight_passes_on_a_healthy_stand_in() {
     );
 }
 
+/// The old runbook's check of the key, as run on the VM.
+const RUNBOOK_GEMINI_CHECK: &str = "grep -q '^GEMINI_API_KEY=.' /home/azureuser/voice-assistant/config.env || { echo MISSING; exit 1; }";
+
 #[test]
 fn a_missing_gemini_key_fails_by_the_scripts_marker() {
     let st = ready();
     let env = st.sb.vm_app_dir().join("config.env");
-    fs::write(&env, "SERVER_VERSION=2.0.0.4\nSERVER_BUILD=2.0.0.4\n").unwrap();
+    // An old key left commented out: its value must never be printed.
+    fs::write(
+        &env,
+        "#GEMINI_API_KEY=old-key-never-printed\nSERVER_VERSION=2.0.0.4\nSERVER_BUILD=2.0.0.4\n",
+    )
+    .unwrap();
+    // The quirk comes from the real az: a script that prints MISSING and
+    // exits 1 makes az exit 0, the failure only in the message.
+    let quirk = st.az_script(RUNBOOK_GEMINI_CHECK);
+    let said = String::from_utf8_lossy(&quirk.stdout);
+    assert_eq!(quirk.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains(r#""message": "Enable succeeded: \n[stdout]\nMISSING\n\n[stderr]\n""#),
+        "{said}"
+    );
     let from = st.log_len();
     let run = st.run(&["preflight"]);
+    assert!(
+        !run.all().contains("old-key-never-printed"),
+        "{}",
+        run.all()
+    );
     let fails = failed(&run, &["gemini-key"]);
     let r = row(&fails, "gemini-key");
     assert!(

@@ -49,8 +49,9 @@ use crate::{
 pub use remote::Remote;
 pub use state::{decide, describe, version_gate, Decision, Holder};
 
-/// The reserved asset name.
-pub const NAME: &str = "nexy-release.lease";
+/// The reserved asset name (kept with the other asset names in
+/// `tempname.rs`, which must not import this module: a cycle).
+pub use crate::tempname::LEASE as NAME;
 /// The run id of this clone's current lease, written before the upload.
 pub const RECORD: &str = ".lease-run";
 const API_TIMEOUT: Duration = Duration::from_secs(120);
@@ -292,40 +293,6 @@ fn tempfile_dir(inbox: &Path) -> Result<PathBuf> {
     let dir = inbox.join(format!(".lease-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     Ok(dir)
-}
-
-/// The version gate of publish, run on live state read under the lease.
-pub fn gate_publish(
-    artifacts: &[crate::publish::Artifact],
-    manifest: Option<&crate::changes::FileChange>,
-    live: &crate::publish::Live,
-) -> Result<()> {
-    let Some(change) = manifest else {
-        return Ok(());
-    };
-    let view = |rel: &str, text: &str| crate::manifest::View::parse(rel, text).ok();
-    let Some(local) = view(&change.rel, &change.new)
-        .and_then(|v| v.version)
-        .and_then(|v| v.parse().ok())
-    else {
-        return Ok(());
-    };
-    let live_view = live
-        .vm
-        .manifest
-        .as_deref()
-        .and_then(|m| view("live manifest", m));
-    let live_version = live_view
-        .as_ref()
-        .and_then(|v| v.version.as_deref())
-        .and_then(|v| v.parse().ok());
-    let dmg = artifacts
-        .iter()
-        .find(|a| a.kind == crate::artifact::Kind::Dmg)
-        .map(|a| a.digest.sha256.as_str());
-    let same = dmg.is_some() && live_view.and_then(|v| v.sha256).as_deref() == dmg;
-    version_gate(local, live_version, same)
-        .map_err(|why| anyhow::anyhow!("refusing to publish: {why}; nothing was changed"))
 }
 
 /// Preflight's line about the lease: held or free, never a failure (a

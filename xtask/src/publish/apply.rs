@@ -103,6 +103,7 @@ impl Job<'_> {
         // The VM sync's az is started with the swaps, so that its start-up
         // is paid while they run; dropped unsent on any failure.
         let mut staged_sync = None;
+        let mut staged_reads = None;
         let mut i = 0;
         while i < steps.len() {
             // The archive downloads and the uploads are independent
@@ -112,20 +113,17 @@ impl Job<'_> {
                 .take_while(|s| matches!(s, Step::Archive { .. } | Step::Upload { .. }))
                 .count();
             // The swaps run phase by phase across all assets.
-            let swaps: Vec<&Artifact> = steps[i..]
-                .iter()
-                .map_while(|s| match s {
-                    Step::Swap { local } => Some(local),
-                    _ => None,
-                })
-                .collect();
+            let swaps = swaps_at(&steps[i..]);
             if !swaps.is_empty() {
                 let group = &steps[i..i + swaps.len()];
                 if staged_sync.is_none() && steps.iter().any(|s| matches!(s, Step::SyncVm { .. })) {
                     staged_sync = self.az().stage_script().ok();
                 }
                 record("start", group)?;
-                cleanups.push(self.swap_all(&swaps)?);
+                let reads = staged_reads
+                    .take()
+                    .unwrap_or_else(|| self.stage_swap_reads(&swaps));
+                cleanups.push(self.swap_all(&swaps, reads)?);
                 if swaps.iter().any(|l| l.kind == Kind::Dmg) {
                     swapped_at = Some(Instant::now());
                 }
@@ -135,6 +133,12 @@ impl Job<'_> {
             }
             if batch > 0 {
                 let transfers = &steps[i..i + batch];
+                // The swaps that follow the transfers read their releases
+                // first: those reads are staged now, beside the transfers.
+                let next = swaps_at(&steps[i + batch..]);
+                if !next.is_empty() {
+                    staged_reads = Some(self.stage_swap_reads(&next));
+                }
                 record("start", transfers)?;
                 self.apply_transfers(transfers)?;
                 record("done", transfers)?;
@@ -295,7 +299,9 @@ impl Job<'_> {
                 );
                 gh.rename(asset.id, name)?;
             }
-            Step::Swap { local } => self.swap_all(&[local])?.finish()?,
+            Step::Swap { local } => self
+                .swap_all(&[local], self.stage_swap_reads(&[local]))?
+                .finish()?,
             Step::WriteManifest { change } => {
                 crate::say!("  write {}", change.rel);
                 changes::apply(std::slice::from_ref(change))?;
@@ -329,6 +335,17 @@ impl Job<'_> {
         }
         Ok(())
     }
+}
+
+/// The artifacts of the swaps `steps` begin with.
+fn swaps_at(steps: &[Step]) -> Vec<&Artifact> {
+    steps
+        .iter()
+        .map_while(|s| match s {
+            Step::Swap { local } => Some(local),
+            _ => None,
+        })
+        .collect()
 }
 
 /// A fresh private directory under `parent` for staging upload names.

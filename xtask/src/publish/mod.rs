@@ -82,7 +82,7 @@ impl Publish {
         let manifest = job.new_manifest(&artifacts, None)?;
         // Under the lease, live state is another release's if one ran
         // first: never publish over a higher version.
-        crate::lease::gate_publish(&artifacts, manifest.as_ref(), &live)?;
+        version_gate_under_lease(&artifacts, manifest.as_ref(), &live)?;
         job.execute_with(&artifacts, manifest, live, self.dry_run, lock)
     }
 }
@@ -425,6 +425,41 @@ impl Drop for Held {
     fn drop(&mut self) {
         OUTER.store(false, Ordering::SeqCst);
     }
+}
+
+/// The version gate of publish, run on live state read under the lease
+/// (`lease::version_gate` decides; this reads the versions it compares).
+fn version_gate_under_lease(
+    artifacts: &[Artifact],
+    manifest: Option<&FileChange>,
+    live: &Live,
+) -> Result<()> {
+    let Some(change) = manifest else {
+        return Ok(());
+    };
+    let view = |rel: &str, text: &str| crate::manifest::View::parse(rel, text).ok();
+    let Some(local) = view(&change.rel, &change.new)
+        .and_then(|v| v.version)
+        .and_then(|v| v.parse().ok())
+    else {
+        return Ok(());
+    };
+    let live_view = live
+        .vm
+        .manifest
+        .as_deref()
+        .and_then(|m| view("live manifest", m));
+    let live_version = live_view
+        .as_ref()
+        .and_then(|v| v.version.as_deref())
+        .and_then(|v| v.parse().ok());
+    let dmg = artifacts
+        .iter()
+        .find(|a| a.kind == Kind::Dmg)
+        .map(|a| a.digest.sha256.as_str());
+    let same = dmg.is_some() && live_view.and_then(|v| v.sha256).as_deref() == dmg;
+    crate::lease::version_gate(local, live_version, same)
+        .map_err(|why| anyhow::anyhow!("refusing to publish: {why}; nothing was changed"))
 }
 
 fn tag_for(channel: &Channel, kind: Kind) -> String {

@@ -77,7 +77,7 @@ impl Job<'_> {
                     let new_id = release
                         .and_then(|r| r.asset(&temp))
                         .map_or_else(|| format!("<id of {temp}>"), |a| a.id.to_string());
-                    let mut lines = vec![gh.prepare_release(&local.tag).describe()];
+                    let mut lines = vec![gh.prepare_release_staged(&local.tag).describe()];
                     let live_asset = release.and_then(|r| r.asset(local.name()));
                     if let Some(a) = live_asset {
                         lines.push(gh.prepare_rename(a.id, &local.prev_name(a)).describe());

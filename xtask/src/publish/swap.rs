@@ -1,12 +1,14 @@
 //! The no-404 swap: each uploaded temporary asset is checked against the
 //! local file, then renamed over the live one (live -> `.prev-`, temp ->
-//! fixed name) with both gh calls started before the first is sent.
+//! fixed name) with both gh calls started before the first is sent. The
+//! reads it starts with are staged while the uploads run.
 
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
 use super::{plan::Artifact, Job};
+use crate::gh::StagedCall;
 
 impl Job<'_> {
     /// Checks each uploaded temporary asset, then swaps them in: live ->
@@ -14,14 +16,30 @@ impl Job<'_> {
     /// already started, so every fixed URL is missing for one request; the
     /// assets side by side. The deletes of the `.prev-` assets are started
     /// and returned, for the caller to wait on after the steps that follow.
-    pub(super) fn swap_all(&self, artifacts: &[&Artifact]) -> Result<Cleanup> {
+    ///
+    /// `reads` are the staged reads of each artifact's release
+    /// ([`Job::stage_swap_reads`]), made before the uploads ended.
+    pub(super) fn swap_all(
+        &self,
+        artifacts: &[&Artifact],
+        reads: Vec<Result<StagedCall>>,
+    ) -> Result<Cleanup> {
         let gh = self.gh();
-        let reads = crate::gh::run_outputs(
-            artifacts
-                .iter()
-                .map(|l| gh.prepare_release(&l.tag))
-                .collect(),
-        );
+        let mut reads = crate::gh::fire_all(reads);
+        // A read staged long ago may have lost its connection (or outlived
+        // its deadline during a long upload); a read is safe to repeat.
+        let again: Vec<usize> = (0..reads.len()).filter(|&i| reads[i].is_err()).collect();
+        if !again.is_empty() {
+            let retried = crate::gh::fire_all(
+                again
+                    .iter()
+                    .map(|&i| gh.stage_release(&artifacts[i].tag))
+                    .collect(),
+            );
+            for (i, read) in again.into_iter().zip(retried) {
+                reads[i] = read;
+            }
+        }
         let mut plans = Vec::new();
         for (local, read) in artifacts.iter().zip(reads) {
             let temp = local.temp_name();
@@ -105,6 +123,15 @@ impl Job<'_> {
             );
         }
         Ok(cleanup)
+    }
+
+    /// The reads the swap of `artifacts` starts with (their releases, for
+    /// the uploaded assets' ids and GitHub's digests), started and
+    /// connected but not sent: staged while the uploads run, gh's start-up
+    /// is paid then, and after the uploads each read costs one round trip.
+    pub(super) fn stage_swap_reads(&self, artifacts: &[&Artifact]) -> Vec<Result<StagedCall>> {
+        let gh = self.gh();
+        artifacts.iter().map(|l| gh.stage_release(&l.tag)).collect()
     }
 }
 

@@ -257,8 +257,19 @@ fn a_stable_sync_moves_the_version_and_restarts_once_and_a_repeat_does_not() {
         !out.stdout.contains(KEY) && !out.stderr.contains(KEY),
         "{out:?}"
     );
-    // The service was waited for: the unit, then both ports.
-    assert!(vm.file("bin/calls").contains("is-active voice-assistant"));
+    // The service was waited for: the unit, then both ports. With the
+    // version moving, nothing is asked before the restart (it restarts
+    // whatever the unit says), and one poll finds it up.
+    assert_eq!(
+        vm.file("bin/calls"),
+        "restart voice-assistant\nis-active voice-assistant\n"
+    );
+    assert_eq!(
+        vm.file("bin/curls").lines().count(),
+        2,
+        "{}",
+        vm.file("bin/curls")
+    );
     assert!(vm.file("bin/curls").contains("8081/updates/health"));
     assert_eq!(vm.backups().len(), 1);
 

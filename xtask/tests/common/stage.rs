@@ -18,6 +18,9 @@ pub struct Stage {
     pub fx: Fixture,
     pub sb: Sandbox,
     pub config: PathBuf,
+    /// The stand-in's state dir when the stage owns it (a fork); dropped
+    /// after `sb`, so the stand-in stops before its files go.
+    _state: Option<tempfile::TempDir>,
 }
 
 /// The VM's systemctl shim, built next to the xtask binary by
@@ -39,21 +42,26 @@ pub fn real_az() -> PathBuf {
     nexy_sandbox::azcli::find().unwrap_or_else(|e| panic!("{e:#}"))
 }
 
+/// `cp -a FROM/. TO`: every file, mode and symlink.
+fn copy_tree(from: &Path, to: &Path) {
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(from.join("."))
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "cp -a {} {}",
+        from.display(),
+        to.display()
+    );
+}
+
 impl Stage {
     /// A stand-in whose VM runs the workspace's current release.
     pub fn new() -> Stage {
-        let fx = Fixture::new();
-        let sb = Sandbox::start(Options {
-            systemctl_binary: Some(systemctl_binary()),
-            az: Some(real_az()),
-            ..Options::default()
-        })
-        .expect("the stand-in starts");
-        let stage = Stage {
-            config: sb.state_dir().join("release.toml"),
-            fx,
-            sb,
-        };
+        let stage = Stage::serve(Fixture::new(), None);
         // The VM serves what the workspace says is live.
         let app = stage.sb.vm_app_dir();
         let version = stage.fx.read("VERSION").trim().to_string();
@@ -66,14 +74,58 @@ impl Stage {
         // The test's own set-up, straight on the VM (not through az).
         nexy_sandbox::vmrun::execute(stage.sb.state_dir(), "systemctl restart voice-assistant")
             .expect("the VM restarts");
-        let run = stage.xtask(&[
+        stage.write_release_target();
+        stage
+    }
+
+    /// `xtask sandbox config`: the release target of the stand-in.
+    fn write_release_target(&self) {
+        let run = self.xtask(&[
             "sandbox",
             "config",
             "--state",
-            stage.sb.state_dir().to_str().unwrap(),
+            self.sb.state_dir().to_str().unwrap(),
         ]);
         assert_eq!(run.code, 0, "{run:?}");
+    }
+
+    /// A copy of this stage to spend on one run: the workspace and the
+    /// stand-in's state (GitHub, the VM and its service, the feed) copied
+    /// as they are, served by a new stand-in with ports, CA and request log
+    /// of its own, and the real az set up afresh (a fresh config dir and
+    /// its own login), as `Stage::new` does. This stage must be idle.
+    pub fn fork(&self) -> Stage {
+        let fx = Fixture {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        copy_tree(self.fx.root(), fx.root());
+        let state = tempfile::tempdir().unwrap();
+        copy_tree(self.sb.state_dir(), state.path());
+        // What names this stand-in is written anew by the next one.
+        for own in ["requests.jsonl", "sandbox.json", "release.toml", "env"] {
+            let _ = fs::remove_file(state.path().join(own));
+        }
+        let stage = Stage::serve(fx, Some(state));
+        stage.write_release_target();
         stage
+    }
+
+    /// Starts a stand-in with the real az on `state` (a fresh temporary
+    /// dir the stand-in removes when `None`) for the workspace `fx`.
+    fn serve(fx: Fixture, state: Option<tempfile::TempDir>) -> Stage {
+        let sb = Sandbox::start(Options {
+            state_dir: state.as_ref().map(|d| d.path().to_path_buf()),
+            systemctl_binary: Some(systemctl_binary()),
+            az: Some(real_az()),
+            ..Options::default()
+        })
+        .expect("the stand-in starts");
+        Stage {
+            config: sb.state_dir().join("release.toml"),
+            fx,
+            sb,
+            _state: state,
+        }
     }
 
     pub fn env(&self) -> Vec<(String, String)> {
