@@ -37,6 +37,8 @@ pub struct App {
     /// The latency profile (GitHub round trip, upload bandwidth; the Azure
     /// figures are the `Arm`'s).
     pub latency: crate::arm::Latency,
+    /// The uplink the uploads share (the profile's bandwidth).
+    pub uplink: crate::uplink::Uplink,
 }
 
 impl App {

@@ -173,6 +173,7 @@ impl Sandbox {
                 azure: Default::default(),
             }),
             latency: opts.latency.clone(),
+            uplink: crate::uplink::Uplink::new(opts.latency.upload_bytes_per_sec),
         });
         app.set_faults(faults)?;
 

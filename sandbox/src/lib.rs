@@ -42,6 +42,7 @@ pub mod store;
 pub mod systemctl;
 pub mod tls;
 pub mod tokens;
+pub mod uplink;
 pub mod util;
 pub mod vm;
 pub mod vmrun;

@@ -162,13 +162,15 @@ fn serve_conn(app: &App, stream: TcpStream) -> Result<()> {
             fail_status,
         };
         // The latency profile's GitHub round trip is not a fault: it is not
-        // logged as held.
+        // logged as held. An upload's body then crosses the uplink it
+        // shares with the other uploads in flight (not capped).
         if req.host.ends_with("github.localhost") {
-            let lat = app
-                .latency
-                .github_delay_ms(is_upload, req.body.len() as u64);
-            if lat > 0 {
-                std::thread::sleep(Duration::from_millis(lat.min(MAX_SLEEP_MS)));
+            let rtt = app.latency.github_rtt_ms.min(MAX_SLEEP_MS);
+            if rtt > 0 {
+                std::thread::sleep(Duration::from_millis(rtt));
+            }
+            if is_upload {
+                app.uplink.send(req.body.len() as u64);
             }
         }
         let delay = app.faults_snapshot().delay_for(&req.method, &req.url);

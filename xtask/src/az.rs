@@ -16,13 +16,31 @@
 //! to run twice. The rest (a stopped VM, a revoked token, no rights, a
 //! wrong resource group) fails at once with the fix.
 
-use std::time::Duration;
+use std::{
+    sync::atomic::{AtomicUsize, Ordering},
+    time::Duration,
+};
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 use xshell::{cmd, Shell};
 
 use crate::{proc, util::last_lines};
+
+/// How many `az vm run-command invoke` this process started, retries
+/// included (each is a POST to Azure).
+pub static RUN_COMMANDS: AtomicUsize = AtomicUsize::new(0);
+/// How many of them were retries after a 409 Conflict (another
+/// run-command in progress): reported, not counted as the release's own.
+pub static CONFLICT_RETRIES: AtomicUsize = AtomicUsize::new(0);
+
+/// The run-commands so far, and the Conflict retries among them.
+pub fn run_commands() -> (usize, usize) {
+    (
+        RUN_COMMANDS.load(Ordering::Relaxed),
+        CONFLICT_RETRIES.load(Ordering::Relaxed),
+    )
+}
 
 /// A run-command on a busy VM takes tens of seconds; it must not hang us.
 const RUN_TIMEOUT: Duration = Duration::from_secs(300);
@@ -127,29 +145,123 @@ impl<'a> Az<'a> {
         }
     }
 
-    /// `az account show`: fails with "run az login" when not logged in.
-    pub fn account_show(&self) -> Result<()> {
+    /// `az account show`, built on the Shell to run elsewhere; its output
+    /// goes to [`logged_in`].
+    pub fn prepare_account_show(&self) -> std::process::Command {
         let sh = self.sh;
-        let out = proc::run(cmd!(sh, "az account show"), "az account show", RUN_TIMEOUT)?;
-        if !out.success() {
-            bail!(
-                "az is not logged in ({}); run `az login`",
-                last_lines(&out.stderr, 1)
-            );
-        }
-        Ok(())
+        cmd!(sh, "az account show").into()
     }
 
     /// Runs `script` with bash on the VM and returns what it printed,
     /// retrying transient Azure failures (bounded, see `RETRY_WAITS`).
     pub fn run_script(&self, script: &str) -> Result<ScriptOutput> {
+        self.attempts(script).run()
+    }
+
+    /// [`Az::run_script`] built ahead on the Shell, every attempt's
+    /// command included, so that it can run on another thread beside
+    /// checks that use the Shell (preflight's one VM call).
+    pub fn attempts(&self, script: &str) -> Attempts {
+        Attempts {
+            commands: (0..=RETRY_WAITS.len())
+                .map(|_| self.build_script(script))
+                .collect(),
+            resource_group: self.resource_group.clone(),
+            vm: self.vm.clone(),
+            staged: None,
+        }
+    }
+
+    /// A run-command whose az starts now and reads its script from stdin
+    /// (`--scripts @-`: az expands `@FILE` in any argument, `-` being
+    /// stdin) when [`Az::run_staged`] sends it, so that az's start-up (a
+    /// second or two of Python) is paid while the caller does other work.
+    /// Dropped unsent, it is killed.
+    pub fn stage_script(&self) -> Result<proc::Staged> {
+        let (sh, rg, vm) = (self.sh, &self.resource_group, &self.vm);
+        proc::stage(
+            cmd!(
+                sh,
+                "az vm run-command invoke -g {rg} -n {vm} --command-id RunShellScript --scripts @-"
+            )
+            .into(),
+            &format!("az vm run-command invoke -g {rg} -n {vm}"),
+            RUN_TIMEOUT,
+        )
+    }
+
+    /// [`Az::run_script`] whose first attempt is the `staged` az.
+    pub fn run_staged(&self, staged: proc::Staged, script: &str) -> Result<ScriptOutput> {
+        let mut attempts = self.attempts(script);
+        attempts.staged = Some((staged, script.to_string()));
+        attempts.run()
+    }
+
+    /// The run-command, built on the Shell, to run beside other calls;
+    /// counted in [`RUN_COMMANDS`].
+    pub fn prepare_script(&self, script: &str) -> (std::process::Command, String, Duration) {
+        RUN_COMMANDS.fetch_add(1, Ordering::Relaxed);
+        self.build_script(script)
+    }
+
+    fn build_script(&self, script: &str) -> (std::process::Command, String, Duration) {
+        let (sh, rg, vm) = (self.sh, &self.resource_group, &self.vm);
+        (
+            cmd!(sh, "az vm run-command invoke -g {rg} -n {vm} --command-id RunShellScript --scripts {script}").into(),
+            format!("az vm run-command invoke -g {rg} -n {vm}"),
+            RUN_TIMEOUT,
+        )
+    }
+
+    /// The run-command of `script` as the shell line it runs.
+    pub fn describe_script(&self, script: &str) -> String {
+        crate::effect::describe(&self.build_script(script).0, None)
+    }
+
+    /// The script's output from az's answer, or what went wrong and the fix.
+    pub fn finish(&self, out: proc::Output) -> Result<ScriptOutput> {
+        finish(&self.resource_group, &self.vm, out)
+    }
+}
+
+/// A run-command's attempts, built ahead (see [`Az::attempts`]).
+pub struct Attempts {
+    commands: Vec<(std::process::Command, String, Duration)>,
+    resource_group: String,
+    vm: String,
+    /// A first attempt already started, and the script it waits for.
+    staged: Option<(proc::Staged, String)>,
+}
+
+impl Attempts {
+    /// Runs the attempts until one is not a transient failure; each is
+    /// counted in [`RUN_COMMANDS`], a retry after a Conflict also in
+    /// [`CONFLICT_RETRIES`].
+    pub fn run(self) -> Result<ScriptOutput> {
         let mut waits = RETRY_WAITS.iter();
+        let mut commands = self.commands.into_iter();
+        let mut staged = self.staged;
         loop {
-            let (command, what, timeout) = self.prepare_script(script);
-            let out = proc::run_command(command, &what, timeout)?;
+            let out = match staged.take() {
+                Some((first, script)) => {
+                    // It stands for the first built attempt.
+                    let _ = commands.next();
+                    RUN_COMMANDS.fetch_add(1, Ordering::Relaxed);
+                    first.send(script.as_bytes())?
+                }
+                None => {
+                    let (command, what, timeout) =
+                        commands.next().context("no run-command attempt is left")?;
+                    RUN_COMMANDS.fetch_add(1, Ordering::Relaxed);
+                    proc::run_command(command, &what, timeout)?
+                }
+            };
             let failure = (!out.success()).then(|| Failure::of(out.code, &out.stderr));
             match (failure, waits.next()) {
                 (Some(f), Some(wait)) if f.transient() => {
+                    if f == Failure::Busy {
+                        CONFLICT_RETRIES.fetch_add(1, Ordering::Relaxed);
+                    }
                     crate::say!(
                         "az: {} ({}); trying again in {}s",
                         last_lines(&out.stderr, 1),
@@ -162,44 +274,39 @@ impl<'a> Az<'a> {
                     );
                     std::thread::sleep(*wait);
                 }
-                _ => return self.finish(out),
+                _ => return finish(&self.resource_group, &self.vm, out),
             }
         }
     }
+}
 
-    /// The run-command, built on the Shell, to run beside other calls.
-    pub fn prepare_script(&self, script: &str) -> (std::process::Command, String, Duration) {
-        let (sh, rg, vm) = (self.sh, &self.resource_group, &self.vm);
-        (
-            cmd!(sh, "az vm run-command invoke -g {rg} -n {vm} --command-id RunShellScript --scripts {script}").into(),
-            format!("az vm run-command invoke -g {rg} -n {vm}"),
-            RUN_TIMEOUT,
-        )
+/// `az account show`'s verdict: fails with "run az login" when not logged in.
+pub fn logged_in(out: proc::Output) -> Result<()> {
+    if !out.success() {
+        bail!(
+            "az is not logged in ({}); run `az login`",
+            last_lines(&out.stderr, 1)
+        );
     }
+    Ok(())
+}
 
-    /// The run-command of `script` as the shell line it runs.
-    pub fn describe_script(&self, script: &str) -> String {
-        crate::effect::describe(&self.prepare_script(script).0, None)
+/// The script's output from az's answer, or what went wrong and the fix.
+fn finish(rg: &str, vm: &str, out: proc::Output) -> Result<ScriptOutput> {
+    if !out.success() {
+        let said = last_lines(&out.stderr, 2);
+        let fix = match Failure::of(out.code, &out.stderr) {
+            Failure::NotLoggedIn => "the Azure login is missing, expired or revoked: run `az login`".to_string(),
+            Failure::NotFound => format!("check azure.resource_group `{rg}` and azure.vm_name `{vm}` in the release config"),
+            Failure::VmNotRunning => format!("the VM is not running: start it (`az vm start -g {rg} -n {vm}`) and run again"),
+            Failure::Forbidden => format!("your Azure identity may not run commands on {rg}/{vm}: ask for the Virtual Machine Contributor role on it"),
+            Failure::Busy => "another run-command kept the VM busy through every retry (a second operator?): wait for it and run again".to_string(),
+            Failure::ServerError | Failure::OperationFailed => "Azure kept failing through every retry: check the VM in the portal and run again (every VM step is safe to repeat)".to_string(),
+            Failure::Other => "check `az account show` and your rights on the VM".to_string(),
+        };
+        bail!("az run-command on {rg}/{vm} failed: {said}; {fix}");
     }
-
-    /// The script's output from az's answer, or what went wrong and the fix.
-    pub fn finish(&self, out: proc::Output) -> Result<ScriptOutput> {
-        let (rg, vm) = (&self.resource_group, &self.vm);
-        if !out.success() {
-            let said = last_lines(&out.stderr, 2);
-            let fix = match Failure::of(out.code, &out.stderr) {
-                Failure::NotLoggedIn => "the Azure login is missing, expired or revoked: run `az login`".to_string(),
-                Failure::NotFound => format!("check azure.resource_group `{rg}` and azure.vm_name `{vm}` in the release config"),
-                Failure::VmNotRunning => format!("the VM is not running: start it (`az vm start -g {rg} -n {vm}`) and run again"),
-                Failure::Forbidden => format!("your Azure identity may not run commands on {rg}/{vm}: ask for the Virtual Machine Contributor role on it"),
-                Failure::Busy => "another run-command kept the VM busy through every retry (a second operator?): wait for it and run again".to_string(),
-                Failure::ServerError | Failure::OperationFailed => "Azure kept failing through every retry: check the VM in the portal and run again (every VM step is safe to repeat)".to_string(),
-                Failure::Other => "check `az account show` and your rights on the VM".to_string(),
-            };
-            bail!("az run-command on {rg}/{vm} failed: {said}; {fix}");
-        }
-        parse_run_command(&out.stdout)
-    }
+    parse_run_command(&out.stdout)
 }
 
 /// Splits az's `value[0].message` back into the script's stdout and stderr.

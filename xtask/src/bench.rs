@@ -25,6 +25,7 @@ mod check;
 mod hashing;
 mod inspect;
 mod poll;
+mod production;
 mod release;
 mod secrets;
 
@@ -39,7 +40,7 @@ use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
 use crate::{
-    cli::{Bench, BenchPart},
+    cli::{Bench, BenchPart, BenchProfile},
     config::Workspace,
     proc,
     scratch::TempDir,
@@ -59,6 +60,32 @@ impl Bench {
         let base = self.scratch.clone().unwrap_or_else(std::env::temp_dir);
         let scratch = TempDir::named(&base, "nexy-bench")?;
         eprintln!("bench: scratch files go to {}", scratch.path().display());
+        if self.profile == BenchProfile::ProductionLike {
+            // Its own run: the release against a slow stand-in takes minutes.
+            eprintln!(
+                "bench: the release in the production-like profile ({} MB DMG, {} MB PKG), stable and beta",
+                self.dmg_mb, self.pkg_mb
+            );
+            let section = production::run(
+                sh,
+                ws,
+                config,
+                scratch.path(),
+                (self.dmg_mb, self.pkg_mb),
+                &self.latency,
+            )
+            .unwrap_or_else(|e| Section::failed("the release in the production-like profile", &e));
+            drop(scratch);
+            println!(
+                "\n== benchmark results (production-like)\n\n{}",
+                section.render()
+            );
+            println!(
+                "{}",
+                summary(std::slice::from_ref(&section), started.elapsed())
+            );
+            return Ok(());
+        }
 
         let wants = |part| self.only.is_empty() || self.only.contains(&part);
         let mut sections = Vec::new();

@@ -147,6 +147,23 @@ pub struct Bench {
     /// Run only these sections (comma-separated; default: all).
     #[arg(long, value_delimiter = ',', value_name = "SECTIONS")]
     pub only: Vec<BenchPart>,
+    /// `loopback` (the sections above) or `production-like`: the release
+    /// against a stand-in with production's latencies, stable and beta,
+    /// beside its floor, the old scripts' flow and the naive one.
+    #[arg(long, value_enum, default_value = "loopback")]
+    pub profile: BenchProfile,
+    /// One figure of the production-like stand-in, repeatable:
+    /// run_command_ms=25000, retry_after_secs=none, github_rtt_ms=100,
+    /// upload_bytes_per_sec=12500000.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub latency: Vec<String>,
+}
+
+/// The stand-in `cargo xtask bench` measures against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchProfile {
+    Loopback,
+    ProductionLike,
 }
 
 /// The sections of `cargo xtask bench`.

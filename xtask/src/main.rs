@@ -39,6 +39,7 @@ mod output;
 mod platform;
 mod preflight;
 mod preflight_artifacts;
+mod preflight_vm;
 mod prepush;
 mod proc;
 mod progress;

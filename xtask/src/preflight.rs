@@ -9,9 +9,7 @@ use xshell::Shell;
 
 use crate::{
     artifact::{self, Kind},
-    auth,
-    az::Az,
-    check,
+    auth, check,
     cli::Preflight,
     config::Workspace,
     feed,
@@ -35,10 +33,34 @@ impl Preflight {
 
 /// Runs every preflight check for `channel`.
 pub fn checks(sh: &Shell, ws: &Workspace, channel_name: &str) -> Result<Vec<CheckResult>> {
+    checks_with_vm(sh, ws, channel_name).map(|(results, _)| results)
+}
+
+/// [`checks`], and the VM's state read by the key check's one run-command
+/// (`preflight_vm.rs`), for a release to publish from.
+pub fn checks_with_vm(
+    sh: &Shell,
+    ws: &Workspace,
+    channel_name: &str,
+) -> Result<(Vec<CheckResult>, Option<crate::vm::VmState>)> {
+    let vm_call = crate::preflight_vm::start(sh, ws, channel_name);
+    checks_started(sh, ws, channel_name, vm_call)
+}
+
+/// [`checks_with_vm`] with the VM call already started (`release` starts
+/// it before its uploads, the slowest check first).
+pub fn checks_started(
+    sh: &Shell,
+    ws: &Workspace,
+    channel_name: &str,
+    vm_call: crate::preflight_vm::Pending,
+) -> Result<(Vec<CheckResult>, Option<crate::vm::VmState>)> {
     let config = &ws.config;
     let channel = ws.channel(channel_name)?;
     let mut out = Vec::new();
     let started = Instant::now();
+    // The one VM call (tens of seconds in production) runs beside every
+    // other check (`vm_call`); its row keeps its place in the table.
 
     // 1. gh installed, and its token who it must be and able to write to
     //    the assets repository (not `gh auth status`'s exit code).
@@ -100,8 +122,15 @@ pub fn checks(sh: &Shell, ws: &Workspace, channel_name: &str) -> Result<Vec<Chec
     // A completed handshake only proves nginx is up: the service must answer.
     out.push(crate::grpc::check(sh, &config.grpc));
 
-    // 4. The Gemini key on the VM, judged by the script's own marker.
-    out.push(gemini_check(sh, ws));
+    // 4. The Gemini key on the VM, judged by the read script's own
+    //    marker; the same call reads the VM's state.
+    let (key, vm_state) = vm_call.finish();
+    out.push(key);
+    out.push(crate::preflight_vm::restart_row(
+        ws,
+        channel_name,
+        vm_state.as_ref(),
+    ));
 
     // 5. The fixed tags exist (never created here) and can take assets.
     for tag in [&channel.dmg_tag, &channel.pkg_tag] {
@@ -148,7 +177,7 @@ pub fn checks(sh: &Shell, ws: &Workspace, channel_name: &str) -> Result<Vec<Chec
             proc::SPAWNED.load(std::sync::atomic::Ordering::Relaxed)
         ),
     ));
-    Ok(out)
+    Ok((out, vm_state))
 }
 
 fn inbox_checks(inbox: &std::path::Path) -> Vec<CheckResult> {
@@ -185,58 +214,6 @@ fn inbox_checks(inbox: &std::path::Path) -> Vec<CheckResult> {
         ));
     }
     out
-}
-
-/// The shell script that reports whether the key is set, never its value.
-/// A failing verdict exits 1, as the runbook's check did; az still exits 0
-/// (it reports no script's exit code), so the verdict is the marker.
-pub fn gemini_script(remote_base: &str) -> String {
-    let env = proc::sh_quote(&format!("{remote_base}/config.env"));
-    format!(
-        "f={env}\n\
-         if [ ! -r \"$f\" ]; then echo NEXY_MARK:gemini:nofile; exit 1; fi\n\
-         v=$(grep -E '^GEMINI_API_KEY=' \"$f\" | tail -n 1 | cut -d= -f2- | tr -d '\"'\"'\"' \\t\\r')\n\
-         case \"$v\" in\n\
-           '') echo NEXY_MARK:gemini:missing; exit 1 ;;\n\
-           YOUR_GEMINI_API_KEY_HERE) echo NEXY_MARK:gemini:placeholder; exit 1 ;;\n\
-           *) echo NEXY_MARK:gemini:present ;;\n\
-         esac\n"
-    )
-}
-
-fn gemini_check(sh: &Shell, ws: &Workspace) -> CheckResult {
-    let config = &ws.config;
-    let az = Az::new(sh, &config.azure.resource_group, &config.azure.vm_name);
-    let env = format!("{}/config.env", config.azure.remote_base);
-    let fix = format!("set GEMINI_API_KEY=<key> in {env} on the VM, then `sudo systemctl restart voice-assistant`");
-    if let Err(err) = az.account_show() {
-        return CheckResult::fail(
-            "gemini-key",
-            format!("{err:#}"),
-            "run `az login` (and `az account set` to the subscription of the VM)",
-        );
-    }
-    match az.run_script(&gemini_script(&config.azure.remote_base)) {
-        Err(err) => {
-            // The az error ends with its fix after the last "; ".
-            let msg = format!("{err:#}");
-            let (what, fix) = msg
-                .rsplit_once("; ")
-                .unwrap_or((msg.as_str(), "run `az login` and check the VM is running"));
-            CheckResult::fail("gemini-key", what.to_string(), fix)
-        }
-        Ok(out) => match out.marker("gemini") {
-            Some("present") => CheckResult::pass("gemini-key", format!("GEMINI_API_KEY is set in {env} (value not shown)")),
-            Some("placeholder") => CheckResult::fail("gemini-key", format!("GEMINI_API_KEY in {env} is the placeholder"), fix),
-            Some("missing") => CheckResult::fail("gemini-key", format!("GEMINI_API_KEY is missing or empty in {env}"), fix),
-            Some("nofile") => CheckResult::fail("gemini-key", format!("{env} does not exist on the VM"), fix),
-            _ => CheckResult::fail(
-                "gemini-key",
-                format!("the check script printed no verdict (az exits 0 even when a script fails); stderr: {}", crate::util::last_lines(&out.stderr, 2)),
-                "run the check again; if it persists, inspect the VM with `az vm run-command invoke`",
-            ),
-        },
-    }
 }
 
 fn tag_check(gh: &Gh, tag: &str) -> CheckResult {
@@ -300,46 +277,5 @@ fn version_check(ws: &Workspace, live: Option<&str>) -> CheckResult {
             format!("the live version is not a version: {e}"),
             "check the manifest on the VM",
         ),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn gemini_script_never_prints_the_value() {
-        let dir = tempfile::tempdir().unwrap();
-        let base = dir.path().to_str().unwrap();
-        let run = |content: &str| {
-            std::fs::write(dir.path().join("config.env"), content).unwrap();
-            let out = std::process::Command::new("bash")
-                .arg("-c")
-                .arg(gemini_script(base))
-                .output()
-                .unwrap();
-            String::from_utf8(out.stdout).unwrap()
-        };
-        assert_eq!(
-            run("GEMINI_API_KEY=abc123secret\n"),
-            "NEXY_MARK:gemini:present\n"
-        );
-        assert_eq!(run("GEMINI_API_KEY=\"\"\n"), "NEXY_MARK:gemini:missing\n");
-        assert_eq!(run("X=1\n"), "NEXY_MARK:gemini:missing\n");
-        assert_eq!(
-            run("GEMINI_API_KEY=YOUR_GEMINI_API_KEY_HERE\r\n"),
-            "NEXY_MARK:gemini:placeholder\n"
-        );
-        std::fs::remove_file(dir.path().join("config.env")).unwrap();
-        assert_eq!(run_missing(base), "NEXY_MARK:gemini:nofile\n");
-    }
-
-    fn run_missing(base: &str) -> String {
-        let out = std::process::Command::new("bash")
-            .arg("-c")
-            .arg(gemini_script(base))
-            .output()
-            .unwrap();
-        String::from_utf8(out.stdout).unwrap()
     }
 }

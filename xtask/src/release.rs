@@ -1,6 +1,13 @@
 //! `cargo xtask release`: preflight, publish, verify, as stages with their
 //! elapsed time. On a failure it says what state production is in and the
 //! one command that resumes or rolls back.
+//!
+//! In production the release is two Azure round trips and the uploads, so
+//! it is ordered around them: the lock and lease first; then the VM read
+//! (which is also the key check, `preflight_vm.rs`), the uploads under
+//! temporary names (`publish/early.rs`) and the other checks, side by
+//! side; only when every check has passed, publish, planned from that read
+//! (no second one), swaps and syncs. At most two run-commands in all.
 
 use std::time::{Duration, Instant};
 
@@ -21,6 +28,11 @@ use crate::{
 #[derive(Default)]
 pub struct Stages(Vec<Value>);
 
+/// Each stage's name and time as it ends, for the production-like
+/// benchmark, which times verify apart from the rest.
+pub static STAGE_TIMES: std::sync::Mutex<Vec<(String, Duration)>> =
+    std::sync::Mutex::new(Vec::new());
+
 impl Stages {
     pub fn push(
         &mut self,
@@ -31,6 +43,9 @@ impl Stages {
         error: Option<String>,
     ) {
         let seconds = started.elapsed().as_secs_f64();
+        if let Ok(mut times) = STAGE_TIMES.lock() {
+            times.push((name.to_string(), started.elapsed()));
+        }
         say!(
             "== {name} {} in {seconds:.1}s",
             if ok { "done" } else { "FAILED" }
@@ -58,15 +73,81 @@ impl Release {
         let total = Instant::now();
         let mut stages = Stages::default();
 
+        let runs_before = crate::az::run_commands();
+
+        // The lock and lease come first and span every stage: under them
+        // preflight reads live state, the uploads begin beside its checks
+        // (under temporary names, invisible to clients), and no other
+        // release swaps bytes mid-verify. A dry run takes neither.
+        let job = {
+            let mut job = crate::publish::Job::new(sh, ws, &self.channel)?;
+            job.command = "release";
+            job
+        };
+        let _held = if self.dry_run {
+            None
+        } else {
+            match crate::publish::Held::for_stages(&job) {
+                Ok(held) => Some(held),
+                Err(err) => {
+                    let started = Instant::now();
+                    // Preflight's table still says what else is wrong.
+                    say!("== stage 1/3: preflight");
+                    let results = preflight::checks(sh, ws, &self.channel)?;
+                    output::say_raw(&report::render("preflight", &results));
+                    let ok = report::all_pass(&results);
+                    stages.push("preflight", ok, started, &results, None);
+                    if !ok {
+                        say!("release stopped at preflight: production is untouched. Fix the failures above and run `cargo xtask release` again.");
+                        return Ok(stages.finish("release", false));
+                    }
+                    stages.finish("release", false);
+                    return Err(err);
+                }
+            }
+        };
+
         let started = Instant::now();
         say!("== stage 1/3: preflight");
-        let results = preflight::checks(sh, ws, &self.channel)?;
+        // The slowest check (the VM's run-command) starts first, then the
+        // uploads, then the other checks beside both.
+        let vm_call = crate::preflight_vm::start(sh, ws, &self.channel);
+        let early = match self.dry_run {
+            true => None,
+            false => Some(job.start_early()),
+        };
+        let checked = preflight::checks_started(sh, ws, &self.channel, vm_call);
+        let (results, vm_state) = match checked {
+            Ok(c) => c,
+            Err(err) => {
+                if let Some(early) = early {
+                    early.abandon(&job)?;
+                }
+                return Err(err);
+            }
+        };
         output::say_raw(&report::render("preflight", &results));
         let ok = report::all_pass(&results);
         stages.push("preflight", ok, started, &results, None);
         if !ok {
+            if let Some(early) = early {
+                let begun = early.len();
+                early.abandon(&job)?;
+                if begun > 0 {
+                    say!("the {begun} upload(s) begun beside the checks were removed");
+                }
+            }
             say!("release stopped at preflight: production is untouched. Fix the failures above and run `cargo xtask release` again.");
             return Ok(stages.finish("release", false));
+        }
+        if let Some(early) = early {
+            // The journal marks the verdict, so that a run killed between
+            // the uploads' start and here can be told apart (fault matrix).
+            let journal = crate::journal::Journal::open(
+                &ws.root.join(crate::config::INBOX).join(".journal.jsonl"),
+            );
+            journal.record("note", "preflight passed")?;
+            early.finish();
         }
 
         let started = Instant::now();
@@ -74,31 +155,25 @@ impl Release {
             "== stage 2/3: publish{}",
             if self.dry_run { " (dry run)" } else { "" }
         );
-        // The lock and lease span publish and verify: under them, publish
-        // re-reads live state, and no other release swaps bytes mid-verify.
-        let _held = if self.dry_run {
-            None
-        } else {
-            let mut job = crate::publish::Job::new(sh, ws, &self.channel)?;
-            job.command = "release";
-            Some(crate::publish::Held::for_stages(&job)?)
-        };
         let publish = Publish {
             channel: self.channel.clone(),
             dry_run: self.dry_run,
         };
-        if let Err(err) = publish.run(sh, ws) {
+        // The VM's state preflight read under the lease: no second read.
+        if let Err(err) = publish.run_with(sh, ws, vm_state) {
             stages.push("publish", false, started, &[], Some(format!("{err:#}")));
             say!("release stopped during publish: {err:#}");
             say!(
                 "production state: each fixed URL serves either the old or the new asset (never a partial one); the VM manifest may still be the old one.\n\
                  resume with `cargo xtask publish` (it finishes what is left), or go back with `cargo xtask rollback`."
             );
+            say_run_commands(runs_before);
             stages.finish("release", false);
             return Err(err);
         }
         stages.push("publish", true, started, &[], None);
         if self.dry_run {
+            say_run_commands(runs_before);
             say!(
                 "release dry run: nothing was changed; total {:.1}s",
                 total.elapsed().as_secs_f64()
@@ -113,6 +188,7 @@ impl Release {
         output::say_raw(&report::render("verify (DoD)", &results));
         let ok = report::all_pass(&results);
         stages.push("verify", ok, started, &results, None);
+        say_run_commands(runs_before);
         if ok {
             say!("release done in {:.1}s", total.elapsed().as_secs_f64());
         } else {
@@ -123,4 +199,16 @@ impl Release {
         }
         Ok(stages.finish("release", ok))
     }
+}
+
+/// The run-commands this release made since `before`: at most two (the
+/// read before, the sync); retries after a Conflict are told apart.
+fn say_run_commands(before: (usize, usize)) {
+    let (runs, conflicts) = crate::az::run_commands();
+    let (runs, conflicts) = (runs - before.0, conflicts - before.1);
+    let retries = match conflicts {
+        0 => String::new(),
+        n => format!(", and {n} retry(ies) after a 409 Conflict (another run-command in progress), not counted"),
+    };
+    say!("az run-commands: {}{retries}", runs - conflicts);
 }

@@ -120,6 +120,12 @@ impl StandIn {
     /// `nexy-sandbox`'s parent watch); on Linux that watch follows the
     /// thread that started it, so call this from the main thread.
     pub fn start(sh: &Shell, state: &Path, port: u16) -> Result<StandIn> {
+        StandIn::start_with(sh, state, port, &[])
+    }
+
+    /// [`StandIn::start`] with more arguments for `nexy-sandbox up` (the
+    /// benchmark's `--profile production-like --latency K=V`).
+    pub fn start_with(sh: &Shell, state: &Path, port: u16, extra: &[String]) -> Result<StandIn> {
         // The stand-in's source sits beside the xtask's own, whatever
         // workspace root the command works on.
         let _dir = sh.push_dir(project_root());
@@ -149,7 +155,7 @@ impl StandIn {
         let parent = std::process::id().to_string();
         let mut command: Command = cmd!(
             sh,
-            "{binary} up --state {state} --port {port} --parent-pid {parent} --az {az}"
+            "{binary} up --state {state} --port {port} --parent-pid {parent} --az {az} {extra...}"
         )
         .into();
         let mut child = command

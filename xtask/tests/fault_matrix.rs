@@ -7,6 +7,11 @@
 //! `N faults injected, N converged` and fails if any point was not reached
 //! or did not converge. Each run (each kill point, each Azure fault) has a
 //! stand-in of its own, a copy of one staged before (`Stage::fork`).
+//!
+//! `release` begins its uploads (temporary names) beside preflight's checks,
+//! so a kill point also lands in that overlap; the matrix counts those
+//! (the journal shows the uploads begun and no verdict yet), requires some,
+//! and checks that after every rerun no temporary asset is left.
 
 mod common;
 
@@ -176,6 +181,48 @@ fn staged() -> (Stage, Vec<u8>) {
     (st, old)
 }
 
+/// The journal's lines.
+fn journal(st: &Stage) -> Vec<serde_json::Value> {
+    fs::read_to_string(st.fx.path("release_inbox/.journal.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Whether a release killed after journal line `from` died inside the
+/// overlap of its uploads and preflight: the uploads begun beside the
+/// checks (journaled before their requests), the verdict not yet given.
+fn in_overlap(st: &Stage, from: usize) -> bool {
+    let lines = journal(st);
+    let lines = lines.get(from..).unwrap_or_default();
+    let begun = lines.iter().any(|j| {
+        j["phase"] == "start" && j["step"].as_str().is_some_and(|s| s.ends_with("(early)"))
+    });
+    begun && !lines.iter().any(|j| j["step"] == "preflight passed")
+}
+
+/// Temporary asset names left in the fixed releases.
+fn temporary_assets(st: &Stage) -> Vec<String> {
+    let mut left = Vec::new();
+    for tag in ["Update", "App"] {
+        let out = st.gh(&[
+            "api",
+            "--hostname",
+            "github.localhost",
+            &format!("repos/Seregawpn/Nexy_production/releases/tags/{tag}"),
+        ]);
+        let release: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        for a in release["assets"].as_array().into_iter().flatten() {
+            let name = a["name"].as_str().unwrap_or("");
+            if name.contains(".next-") || name.contains(".prev-") {
+                left.push(format!("{tag}/{name}"));
+            }
+        }
+    }
+    left
+}
+
 /// The invariants after a kill and a rerun.
 fn converged(
     st: &Stage,
@@ -218,6 +265,12 @@ fn converged(
     if st.sb.asset_bytes("Update", "nexy-release.lease").is_some() {
         return Err("the release lease was left behind after the rerun".into());
     }
+    // Uploads begun beside preflight's checks and cut off by the kill are
+    // used or removed by the rerun.
+    let left = temporary_assets(st);
+    if !left.is_empty() {
+        return Err(format!("temporary assets left after the rerun: {left:?}"));
+    }
     Ok(())
 }
 
@@ -237,6 +290,8 @@ struct Outcome {
     job: Job,
     /// The fault was injected (the kill point was reached).
     injected: bool,
+    /// A release killed while its uploads ran beside preflight.
+    overlap: bool,
     failure: Option<String>,
 }
 
@@ -253,11 +308,15 @@ struct Ctx {
 
 impl Ctx {
     fn run(&self, job: Job) -> Outcome {
+        let mut overlap = false;
         let (injected, failure) = match job {
             Job::Release(k) => {
                 let st = self.ready.fork();
                 slow(&st);
-                match run_and_kill(&st, &["release"], k) {
+                let from = journal(&st).len();
+                let killed = run_and_kill(&st, &["release"], k);
+                overlap = killed.is_ok() && in_overlap(&st, from);
+                match killed {
                     Err(why) => (false, Some(format!("release: {why}"))),
                     Ok(()) => (
                         true,
@@ -304,6 +363,7 @@ impl Ctx {
         Outcome {
             job,
             injected,
+            overlap,
             failure,
         }
     }
@@ -368,6 +428,7 @@ fn every_kill_point_of_release_and_rollback_converges() {
     let a = count(|j| matches!(j, Job::Release(_)));
     let b = count(|j| matches!(j, Job::Rollback(_)));
     let c = count(|j| matches!(j, Job::Azure(_)));
+    let overlap = outcomes.iter().filter(|o| o.overlap).count();
     let failures: Vec<String> = outcomes.into_iter().filter_map(|o| o.failure).collect();
     let injected = a + b + c;
     let listed = release_steps - 1 + rollback_steps - 1 + azure_faults().len();
@@ -379,7 +440,7 @@ fn every_kill_point_of_release_and_rollback_converges() {
     // Written past the test harness's capture, so that the line shows in
     // every run, passing or not.
     let line = format!(
-        "{injected} faults injected, {ok} converged ({release_steps} release and {rollback_steps} rollback requests, {c} Azure faults)\n"
+        "{injected} faults injected, {ok} converged ({release_steps} release and {rollback_steps} rollback requests, {c} Azure faults; {overlap} release kills while uploads ran beside preflight)\n"
     );
     let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
     // Every kill point listed is one the runs reached: a run that ends
@@ -389,5 +450,11 @@ fn every_kill_point_of_release_and_rollback_converges() {
         "too few kill points ({listed}); the matrix would prove little"
     );
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    // The uploads begun beside preflight's checks are among the kill
+    // points: killed there, the rerun still converges.
+    assert!(
+        overlap >= 2,
+        "only {overlap} kill point(s) landed while the uploads ran beside preflight"
+    );
     assert_eq!(injected, listed, "every listed kill point is injected");
 }

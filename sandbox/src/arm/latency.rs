@@ -2,7 +2,7 @@
 //! at once and az is told to poll after 1 s) or `production-like` (a
 //! run-command stays InProgress 25 s and no Retry-After is sent, so az
 //! polls as it does against Azure, every 30 s; GitHub API calls take a
-//! round trip and uploads go at a real link's speed). Every figure can be
+//! round trip and uploads share a real link's bandwidth, `uplink.rs`). Every figure can be
 //! set on its own (`--latency key=value` of `nexy-sandbox up`).
 
 use anyhow::{bail, Context, Result};
@@ -19,7 +19,8 @@ pub struct Latency {
     pub run_command_ms: u64,
     /// Added to every GitHub API/uploads request.
     pub github_rtt_ms: u64,
-    /// Upload bandwidth in bytes per second (0: unlimited).
+    /// Upload bandwidth in bytes per second, shared by the uploads in
+    /// flight (0: unlimited).
     pub upload_bytes_per_sec: u64,
 }
 
@@ -45,9 +46,9 @@ impl Latency {
             name: "production-like".into(),
             retry_after_secs: None,
             run_command_ms: 25_000,
-            github_rtt_ms: 120,
-            // About 40 Mbit/s up.
-            upload_bytes_per_sec: 5_000_000,
+            github_rtt_ms: 100,
+            // 100 Mbit/s up, shared by the uploads in flight (`uplink.rs`).
+            upload_bytes_per_sec: 12_500_000,
         }
     }
 
@@ -80,16 +81,6 @@ impl Latency {
         self.name = format!("{}+custom", self.name.trim_end_matches("+custom"));
         Ok(())
     }
-
-    /// Extra time a GitHub request takes: the round trip, plus the body
-    /// at the upload bandwidth for an upload.
-    pub fn github_delay_ms(&self, is_upload: bool, body_len: u64) -> u64 {
-        let mut ms = self.github_rtt_ms;
-        if is_upload && self.upload_bytes_per_sec > 0 {
-            ms += body_len.saturating_mul(1000) / self.upload_bytes_per_sec;
-        }
-        ms.min(crate::faults::MAX_SLEEP_MS)
-    }
 }
 
 #[cfg(test)]
@@ -101,7 +92,8 @@ mod tests {
         let mut p = Latency::named("production-like").unwrap();
         assert_eq!(p.retry_after_secs, None);
         assert_eq!(p.run_command_ms, 25_000);
-        assert_eq!(p.github_delay_ms(true, 10_000_000), 120 + 2000);
+        assert_eq!(p.github_rtt_ms, 100);
+        assert_eq!(p.upload_bytes_per_sec, 12_500_000);
         p.set("run_command_ms=100").unwrap();
         assert_eq!(p.run_command_ms, 100);
         assert!(p.set("nope=1").is_err());

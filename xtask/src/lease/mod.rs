@@ -299,6 +299,10 @@ fn tempfile_dir(inbox: &Path) -> Result<PathBuf> {
 /// held lease makes publish wait, bounded).
 pub fn preflight_check(sh: &Shell, ws: &Workspace) -> crate::report::CheckResult {
     use crate::report::CheckResult;
+    if crate::publish::holds_lease() {
+        // `release` takes the lease before its preflight.
+        return CheckResult::pass("lease", "this release holds the release lease");
+    }
     let read = Remote::of(ws).and_then(|r| r.read(sh));
     match read {
         Ok(None) => CheckResult::pass("lease", "the release lease is free"),

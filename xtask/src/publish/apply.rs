@@ -100,6 +100,9 @@ impl Job<'_> {
             Ok(())
         };
         let mut swapped_at: Option<Instant> = None;
+        // The VM sync's az is started with the swaps, so that its start-up
+        // is paid while they run; dropped unsent on any failure.
+        let mut staged_sync = None;
         let mut staged_reads = None;
         let mut i = 0;
         while i < steps.len() {
@@ -113,6 +116,9 @@ impl Job<'_> {
             let swaps = swaps_at(&steps[i..]);
             if !swaps.is_empty() {
                 let group = &steps[i..i + swaps.len()];
+                if staged_sync.is_none() && steps.iter().any(|s| matches!(s, Step::SyncVm { .. })) {
+                    staged_sync = self.az().stage_script().ok();
+                }
                 record("start", group)?;
                 let reads = staged_reads
                     .take()
@@ -142,7 +148,7 @@ impl Job<'_> {
             let step = std::slice::from_ref(&steps[i]);
             i += 1;
             record("start", step)?;
-            self.apply(&step[0], journal)?;
+            self.apply(&step[0], journal, &mut staged_sync)?;
             if let (Step::SyncVm { .. }, Some(at)) = (&step[0], swapped_at) {
                 crate::say!(
                     "  DMG swap to VM manifest sync: {:.2}s (clients could see the new DMG with the old checksum and would refuse it)",
@@ -266,7 +272,12 @@ impl Job<'_> {
         }
     }
 
-    fn apply(&self, step: &Step, journal: &Journal) -> Result<()> {
+    fn apply(
+        &self,
+        step: &Step,
+        journal: &Journal,
+        staged_sync: &mut Option<crate::proc::Staged>,
+    ) -> Result<()> {
         let gh = self.gh();
         match step {
             Step::Skip { what, why } => crate::say!("  skip {what}: {why}"),
@@ -303,7 +314,14 @@ impl Job<'_> {
             } => {
                 crate::say!("  sync the VM's manifest to {version}; {why}");
                 let target = self.vm_target();
-                let synced = vm::sync(&self.az(), &target, version, manifest, *restart)?;
+                let synced = vm::sync_staged(
+                    &self.az(),
+                    staged_sync.take(),
+                    &target,
+                    version,
+                    manifest,
+                    *restart,
+                )?;
                 for line in synced.report() {
                     crate::say!("    {line}");
                 }
@@ -331,7 +349,7 @@ fn swaps_at(steps: &[Step]) -> Vec<&Artifact> {
 }
 
 /// A fresh private directory under `parent` for staging upload names.
-fn tempdir_in(parent: &Path) -> Result<PathBuf> {
+pub(super) fn tempdir_in(parent: &Path) -> Result<PathBuf> {
     for i in 0..100 {
         let dir = parent.join(format!(".staging-{}-{i}", std::process::id()));
         if fs::create_dir(&dir).is_ok() {

@@ -16,6 +16,7 @@
 //! done.
 
 pub mod apply;
+pub mod early;
 pub mod plan;
 pub mod render;
 pub mod swap;
@@ -47,12 +48,19 @@ use crate::{
 
 impl Publish {
     pub fn run(self, sh: &Shell, ws: &Workspace) -> Result<()> {
+        self.run_with(sh, ws, None)
+    }
+
+    /// [`Publish::run`] with the VM's state already read under the lease
+    /// (by `release`'s preflight), so that no second run-command reads it.
+    pub fn run_with(self, sh: &Shell, ws: &Workspace, vm: Option<vm::VmState>) -> Result<()> {
         if self.channel == "stable" && ws.config.stable_requires_promote {
             bail!(
                 "stable_requires_promote is set: stable only gets bytes tested on beta; run `cargo xtask publish --channel beta`, test, then `cargo xtask promote --from beta --to stable`"
             );
         }
-        let job = Job::new(sh, ws, &self.channel)?;
+        let mut job = Job::new(sh, ws, &self.channel)?;
+        job.known_vm = vm;
         let inbox = ws.root.join(ws.inbox_dir(&self.channel));
         let valid = job.validated(&inbox)?;
         let lock = job.lock(self.dry_run)?;
@@ -87,6 +95,9 @@ pub struct Job<'a> {
     pub channel: Channel,
     /// The command the release lease names (`publish`, `rollback`, `promote`).
     pub command: &'static str,
+    /// The VM's state read earlier under the same lease (`release`), used
+    /// instead of reading it again.
+    pub known_vm: Option<vm::VmState>,
 }
 
 impl<'a> Job<'a> {
@@ -97,6 +108,7 @@ impl<'a> Job<'a> {
             channel_name: channel_name.to_string(),
             channel: ws.channel(channel_name)?.clone(),
             command: "publish",
+            known_vm: None,
         })
     }
 
@@ -272,9 +284,18 @@ impl<'a> Job<'a> {
             commands.push(parts);
             checks.push(check);
         }
-        commands.push(az.prepare_script(&self.vm_target().read_script()));
+        let known = self.known_vm.clone();
+        if known.is_none() {
+            commands.push(az.prepare_script(&self.vm_target().read_script()));
+        }
         let mut outputs = proc::run_parallel(commands);
-        let vm_out = outputs.pop().context("the VM read did not run")??;
+        let vm = match known {
+            Some(state) => state,
+            None => {
+                let vm_out = outputs.pop().context("the VM read did not run")??;
+                vm::parse_state(&az.finish(vm_out)?)?
+            }
+        };
         let mut releases = Vec::new();
         for ((tag, out), check) in tags.iter().zip(outputs).zip(checks) {
             match crate::gh::parse_release(&check(out?)?, tag)? {
@@ -290,10 +311,7 @@ impl<'a> Job<'a> {
                 bail!("the `{tag}` release is immutable, so its assets cannot be replaced; a maintainer must turn off immutable releases for {}", gh.repo());
             }
         }
-        Ok(Live {
-            releases,
-            vm: vm::parse_state(&az.finish(vm_out)?)?,
-        })
+        Ok(Live { releases, vm })
     }
 
     /// The local side of the plan: the artifacts, the manifest and what the
@@ -387,6 +405,11 @@ pub struct Held {
 /// Set while a caller (`release`) holds the lock and lease for its stages,
 /// so that the publish inside takes neither again.
 static OUTER: AtomicBool = AtomicBool::new(false);
+
+/// True while this process holds the lock and lease for a caller's stages.
+pub fn holds_lease() -> bool {
+    OUTER.load(Ordering::SeqCst)
+}
 
 impl Held {
     /// Holds the lock and lease for the caller's stages (publish, then
