@@ -8,13 +8,9 @@ use crate::faults::Faults;
 use crate::store::Store;
 use anyhow::{Context, Result};
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 
-/// Lock, recovering from poisoning: a panicked handler thread must not take
-/// the whole stand-in down with it.
-pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+pub use crate::util::lock;
 
 pub struct FaultState {
     pub faults: Faults,
@@ -23,7 +19,7 @@ pub struct FaultState {
     /// How often each `fails` rule has answered so far.
     pub failed: Vec<u32>,
     /// How often each Azure fault has answered so far.
-    pub azure: crate::arm::Counters,
+    pub azure: crate::azure_faults::Counters,
 }
 
 /// Shared server state.
@@ -36,7 +32,7 @@ pub struct App {
     pub faults: Mutex<FaultState>,
     /// The latency profile (GitHub round trip, upload bandwidth; the Azure
     /// figures are the `Arm`'s).
-    pub latency: crate::arm::Latency,
+    pub latency: crate::latency::Latency,
     /// The uplink the uploads share (the profile's bandwidth).
     pub uplink: crate::uplink::Uplink,
 }

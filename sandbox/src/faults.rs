@@ -38,8 +38,8 @@ pub struct Faults {
     /// Azure's run-command POST is held this long before it is answered
     /// (the script has not started; capped at 600 s).
     pub az_hang_ms: u64,
-    /// How Azure misbehaves (see `crate::arm::faults`).
-    pub azure: crate::arm::AzureFaults,
+    /// How Azure misbehaves (see `crate::azure_faults`).
+    pub azure: crate::azure_faults::AzureFaults,
     /// Asset downloads (API and public/storage URLs) send the full
     /// Content-Length but only `after_bytes` of body, then close.
     pub download_drop: Option<DownloadDrop>,

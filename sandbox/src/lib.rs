@@ -27,6 +27,7 @@
 pub mod app;
 pub mod arm;
 pub mod azcli;
+pub mod azure_faults;
 pub mod faults;
 pub mod feed;
 pub mod github;
@@ -34,6 +35,7 @@ pub mod grpc;
 pub mod h2;
 pub mod handle;
 pub mod http;
+pub mod latency;
 pub mod outcome;
 pub mod reqlog;
 pub mod runscript;

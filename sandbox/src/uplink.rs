@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::app::lock;
+use crate::util::lock;
 
 /// The longest sleep between two looks at the link, so that an upload
 /// finishing lends its share to the others promptly.

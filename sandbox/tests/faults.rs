@@ -2,8 +2,8 @@
 
 mod common;
 use common::*;
-use nexy_sandbox::arm::faults::Times;
 use nexy_sandbox::arm::AzureFaults;
+use nexy_sandbox::azure_faults::Times;
 use nexy_sandbox::faults::{Delay, DownloadDrop, UploadCut, UploadFail};
 use nexy_sandbox::{Faults, Options};
 use std::time::{Duration, Instant};

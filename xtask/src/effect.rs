@@ -220,6 +220,7 @@ mod tests {
         ("lease/mod.rs", "the lease's upload body in a scratch directory and this clone's record of the lease it holds; like the lock, a real run's only"),
         ("archive.rs", "a rollback point is a directory written whole: staged, then renamed; a dry run shows its downloads and writes"),
         ("publish/apply.rs", "the staging directory of upload names (symlinks), removed after the uploads"),
+        ("publish/early.rs", "the same staging of upload names for the uploads `release` begins beside preflight, removed after them; a dry run begins none"),
         ("promote.rs", "the staging directory of the downloads, removed after"),
         ("http.rs", "the scratch spool of a downloaded DMG (`download_to`), removed by its caller"),
         ("preflight_artifacts.rs", "the scratch spool of `verify --deep`'s download, removed after"),

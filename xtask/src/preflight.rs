@@ -167,7 +167,11 @@ pub fn checks_started(
         ),
     });
     out.push(version_check(ws, live_version.as_deref()));
-    out.push(crate::lease::preflight_check(sh, ws));
+    out.push(crate::lease::preflight_check(
+        sh,
+        ws,
+        crate::publish::holds_lease(),
+    ));
     out.push(CheckResult::pass(
         "elapsed",
         format!(

@@ -10,8 +10,8 @@ mod more;
 
 use common::{stage::Stage, Run};
 use more::edit_config;
-use nexy_sandbox::arm::faults::{StatusTimes, Times};
 use nexy_sandbox::arm::AzureFaults;
+use nexy_sandbox::azure_faults::{StatusTimes, Times};
 use nexy_sandbox::Faults;
 
 /// A stand-in with a releasable 2.0.0.5 in the inbox.

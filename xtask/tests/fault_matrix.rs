@@ -24,8 +24,8 @@ use std::{
 };
 
 use common::stage::{Stage, MANIFEST};
-use nexy_sandbox::arm::faults::{StatusTimes, Times};
 use nexy_sandbox::arm::AzureFaults;
+use nexy_sandbox::azure_faults::{StatusTimes, Times};
 use nexy_sandbox::{faults::Delay, Faults};
 
 /// Azure as it misbehaves, injected into a release (transient ones are

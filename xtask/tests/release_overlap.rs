@@ -10,8 +10,8 @@ mod common;
 mod more;
 
 use common::stage::{Stage, MANIFEST};
-use nexy_sandbox::arm::faults::Times;
 use nexy_sandbox::arm::AzureFaults;
+use nexy_sandbox::azure_faults::Times;
 use nexy_sandbox::{faults::Delay, Faults};
 
 /// Statuses of the run-command POSTs since `from`, with their time.

@@ -11,8 +11,6 @@
 //! `command`; a client secret is never written there.
 
 pub mod entra;
-pub mod faults;
-pub mod latency;
 pub mod runcommand;
 
 use crate::app::{lock, App};
@@ -28,8 +26,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub use faults::AzureFaults;
-pub use latency::Latency;
+pub use crate::azure_faults::{AzureFaults, Counters};
+pub use crate::latency::Latency;
 
 /// The tenant, service principal and subscription the stand-in knows (the
 /// values of the recorded trace `az-2.91-trace.jsonl`).
@@ -45,17 +43,6 @@ pub const CLOUD: &str = "NexyLocal";
 pub const VMS: &[(&str, &str)] = &[("NexyNewRG", "NexyNew")];
 
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Counters of the Azure faults; reset whenever the faults are replaced
-/// (they live in the server's fault state).
-#[derive(Default, Debug, Clone)]
-pub struct Counters {
-    pub busy: u32,
-    pub expired: u32,
-    pub post_errors: u32,
-    pub poll_errors: u32,
-    pub failed: u32,
-}
 
 /// The ARM/Entra stand-in's own state.
 pub struct Arm {

@@ -296,10 +296,11 @@ fn tempfile_dir(inbox: &Path) -> Result<PathBuf> {
 }
 
 /// Preflight's line about the lease: held or free, never a failure (a
-/// held lease makes publish wait, bounded).
-pub fn preflight_check(sh: &Shell, ws: &Workspace) -> crate::report::CheckResult {
+/// held lease makes publish wait, bounded). `held_here`: this run holds it
+/// already (`release` takes it before its preflight).
+pub fn preflight_check(sh: &Shell, ws: &Workspace, held_here: bool) -> crate::report::CheckResult {
     use crate::report::CheckResult;
-    if crate::publish::holds_lease() {
+    if held_here {
         // `release` takes the lease before its preflight.
         return CheckResult::pass("lease", "this release holds the release lease");
     }

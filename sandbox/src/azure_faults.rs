@@ -5,6 +5,17 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Counters of the Azure faults; reset whenever the faults are replaced
+/// (they live in the server's fault state).
+#[derive(Default, Debug, Clone)]
+pub struct Counters {
+    pub busy: u32,
+    pub expired: u32,
+    pub post_errors: u32,
+    pub poll_errors: u32,
+    pub failed: u32,
+}
+
 #[derive(Serialize, Deserialize, Default, Clone, Debug, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct AzureFaults {
