@@ -45,11 +45,10 @@ use crate::{
     changes,
     cli::{Bump, Release},
     config::Workspace,
-    ghenv, proc, publish,
+    ghenv, proc,
     rehearse::{copy_release_files, next, seed_vm},
     sandbox::{self, StandIn},
     version::{self, Version},
-    vm,
 };
 
 /// Our release (preflight + publish) must stay within this multiple of
@@ -388,69 +387,12 @@ impl Bench<'_> {
         if !out.stdout.contains("OK") {
             bail!("the runbook's key check printed {:?}", out.stdout);
         }
-        self.replace_and_sync(channel, v, false)
+        super::release::flows::replace_and_sync(self.sh, self.ws, channel, v, false)
     }
 
     /// The naive flow: `--clobber` per asset, the manifest, the VM sync.
     fn naive_flow(&self, channel: &str, v: Version) -> Result<()> {
-        self.replace_and_sync(channel, v, true)
-    }
-
-    fn replace_and_sync(&self, channel: &str, v: Version, clobber: bool) -> Result<()> {
-        let (sh, ws) = (self.sh, self.ws);
-        let job = publish::Job::new(sh, ws, channel)?;
-        let inbox = ws.root.join(ws.inbox_dir(channel));
-        let locals = job.artifacts(&inbox)?;
-        let manifest = job.new_manifest(&locals, None)?;
-        let target = format!("{}/{}", ws.config.github.host, ws.config.github.assets_repo);
-        for local in &locals {
-            let (tag, file, name) = (&local.tag, &local.path, local.name());
-            if !clobber {
-                let out = proc::run(
-                    ghenv::cmd(cmd!(
-                        sh,
-                        "gh release delete-asset {tag} {name} -y -R {target}"
-                    )),
-                    "gh release delete-asset",
-                    UPLOAD_TIMEOUT,
-                )?;
-                if !out.success() {
-                    bail!(
-                        "`gh release delete-asset {tag} {name}` failed: {}",
-                        out.stderr.trim()
-                    );
-                }
-            }
-            let flag = clobber.then_some("--clobber");
-            let out = proc::run(
-                ghenv::cmd(cmd!(
-                    sh,
-                    "gh release upload {tag} {file} {flag...} -R {target}"
-                )),
-                "gh release upload",
-                UPLOAD_TIMEOUT,
-            )?;
-            if !out.success() {
-                bail!(
-                    "`gh release upload` of {} failed: {}",
-                    file.display(),
-                    out.stderr.trim()
-                );
-            }
-        }
-        let change = manifest.context("the flow publishes a DMG, so it has a manifest")?;
-        changes::apply(std::slice::from_ref(&change))?;
-        let cfg = &ws.config.azure;
-        let az = Az::new(sh, &cfg.resource_group, &cfg.vm_name);
-        vm::sync_checked(
-            &az,
-            &job.vm_target(),
-            &v.to_string(),
-            &change.new,
-            channel == "stable",
-        )
-        .map(drop)
-        .context("the flow's VM sync did not confirm")
+        super::release::flows::replace_and_sync(self.sh, self.ws, channel, v, true)
     }
 
     /// How far the stand-in's log has got (whole lines only).

@@ -44,7 +44,7 @@ use crate::{
     version::{self, Version},
 };
 
-mod flows;
+pub(super) mod flows;
 mod tables;
 
 use tables::availability_table;

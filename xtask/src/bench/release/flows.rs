@@ -100,42 +100,77 @@ impl Bench<'_> {
         Ok(())
     }
 
-    /// The old runbook: hash, `gh release upload --clobber` per asset
-    /// (delete first, then upload), then the manifest and the VM sync
-    /// exactly as publish does them.
+    /// The naive runbook flow on stable: `--clobber` per asset, the
+    /// manifest, the VM sync.
     pub(super) fn naive_publish(&self, v: Version) -> Result<()> {
-        let (sh, ws) = (self.sh, self.ws);
-        let job = publish::Job::new(sh, ws, "stable")?;
-        let locals = job.artifacts(&self.inbox)?;
-        let manifest = job.new_manifest(&locals, None)?;
-        let target = format!("{}/{}", ws.config.github.host, ws.config.github.assets_repo);
-        for local in &locals {
-            let (tag, file) = (&local.tag, &local.path);
+        replace_and_sync(self.sh, self.ws, "stable", v, true)
+    }
+}
+
+/// Replaces the channel's live assets the way the reference flows do (per
+/// asset `--clobber`, or delete then upload, as the old scripts did), then
+/// writes the manifest and syncs the VM: the naive and old-scripts flows
+/// of both benchmarks.
+pub(in crate::bench) fn replace_and_sync(
+    sh: &Shell,
+    ws: &Workspace,
+    channel: &str,
+    v: Version,
+    clobber: bool,
+) -> Result<()> {
+    let job = publish::Job::new(sh, ws, channel)?;
+    let inbox = ws.root.join(ws.inbox_dir(channel));
+    let locals = job.artifacts(&inbox)?;
+    let manifest = job.new_manifest(&locals, None)?;
+    let target = format!("{}/{}", ws.config.github.host, ws.config.github.assets_repo);
+    for local in &locals {
+        let (tag, file, name) = (&local.tag, &local.path, local.name());
+        if !clobber {
             let out = proc::run(
                 ghenv::cmd(cmd!(
                     sh,
-                    "gh release upload {tag} {file} --clobber -R {target}"
+                    "gh release delete-asset {tag} {name} -y -R {target}"
                 )),
-                "gh release upload --clobber",
+                "gh release delete-asset",
                 UPLOAD_TIMEOUT,
             )?;
             if !out.success() {
                 bail!(
-                    "`gh release upload --clobber` of {} failed: {}",
-                    file.display(),
+                    "`gh release delete-asset {tag} {name}` failed: {}",
                     out.stderr.trim()
                 );
             }
         }
-        let change = manifest.context("the naive flow publishes a DMG, so it has a manifest")?;
-        changes::apply(std::slice::from_ref(&change))?;
-        let cfg = &ws.config.azure;
-        // The stable channel also moves the server's own version.
-        let az = Az::new(sh, &cfg.resource_group, &cfg.vm_name);
-        crate::vm::sync_checked(&az, &job.vm_target(), &v.to_string(), &change.new, true)
-            .map(drop)
-            .context("the naive flow's VM sync did not confirm")
+        let flag = clobber.then_some("--clobber");
+        let out = proc::run(
+            ghenv::cmd(cmd!(
+                sh,
+                "gh release upload {tag} {file} {flag...} -R {target}"
+            )),
+            "gh release upload",
+            UPLOAD_TIMEOUT,
+        )?;
+        if !out.success() {
+            bail!(
+                "`gh release upload` of {} failed: {}",
+                file.display(),
+                out.stderr.trim()
+            );
+        }
     }
+    let change = manifest.context("the flow publishes a DMG, so it has a manifest")?;
+    changes::apply(std::slice::from_ref(&change))?;
+    let cfg = &ws.config.azure;
+    let az = Az::new(sh, &cfg.resource_group, &cfg.vm_name);
+    crate::vm::sync_checked(
+        &az,
+        &job.vm_target(),
+        &v.to_string(),
+        &change.new,
+        channel == "stable",
+    )
+    .map(drop)
+    .context("the flow's VM sync did not confirm")
 }
 
 /// Writes one file as a raw asset upload; expects 201.
