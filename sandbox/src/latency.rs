@@ -1,5 +1,7 @@
 //! The latency profile of the stand-in: `fast` (tests: run-commands finish
-//! at once and az is told to poll after 1 s) or `production-like` (a
+//! at once, the POST answers once the script is done, so that az's first
+//! poll, sent at once, finds the result; az is told to poll again after
+//! 1 s should it not) or `production-like` (a
 //! run-command stays InProgress 25 s and no Retry-After is sent, so az
 //! polls as it does against Azure, every 30 s; GitHub API calls take a
 //! round trip and uploads share a real link's bandwidth, `uplink.rs`). Every figure can be
@@ -17,6 +19,13 @@ pub struct Latency {
     pub retry_after_secs: Option<u64>,
     /// How long a run-command stays InProgress at least.
     pub run_command_ms: u64,
+    /// The runCommand POST answers its 202 once the script has finished,
+    /// waiting at most this long (0: at once, as Azure does). An instant
+    /// VM's script is then done when az polls, which az does at once;
+    /// otherwise az sleeps the whole `Retry-After` (whole seconds) and
+    /// then up to 0.5 s more (its LongRunningOperation looks at the
+    /// poller every 500 ms), twice what the run-command itself costs.
+    pub post_waits_ms: u64,
     /// Added to every GitHub API/uploads request.
     pub github_rtt_ms: u64,
     /// Upload bandwidth in bytes per second, shared by the uploads in
@@ -36,6 +45,7 @@ impl Latency {
             name: "fast".into(),
             retry_after_secs: Some(1),
             run_command_ms: 0,
+            post_waits_ms: 2_000,
             github_rtt_ms: 0,
             upload_bytes_per_sec: 0,
         }
@@ -46,6 +56,7 @@ impl Latency {
             name: "production-like".into(),
             retry_after_secs: None,
             run_command_ms: 25_000,
+            post_waits_ms: 0,
             github_rtt_ms: 100,
             // 100 Mbit/s up, shared by the uploads in flight (`uplink.rs`).
             upload_bytes_per_sec: 12_500_000,
@@ -74,9 +85,10 @@ impl Latency {
                 self.retry_after_secs = if v == "none" { None } else { Some(num()?) }
             }
             "run_command_ms" => self.run_command_ms = num()?,
+            "post_waits_ms" => self.post_waits_ms = num()?,
             "github_rtt_ms" => self.github_rtt_ms = num()?,
             "upload_bytes_per_sec" => self.upload_bytes_per_sec = num()?,
-            other => bail!("unknown --latency key `{other}` (retry_after_secs, run_command_ms, github_rtt_ms, upload_bytes_per_sec)"),
+            other => bail!("unknown --latency key `{other}` (retry_after_secs, run_command_ms, post_waits_ms, github_rtt_ms, upload_bytes_per_sec)"),
         }
         self.name = format!("{}+custom", self.name.trim_end_matches("+custom"));
         Ok(())
@@ -92,6 +104,7 @@ mod tests {
         let mut p = Latency::named("production-like").unwrap();
         assert_eq!(p.retry_after_secs, None);
         assert_eq!(p.run_command_ms, 25_000);
+        assert_eq!(p.post_waits_ms, 0);
         assert_eq!(p.github_rtt_ms, 100);
         assert_eq!(p.upload_bytes_per_sec, 12_500_000);
         p.set("run_command_ms=100").unwrap();
@@ -99,5 +112,6 @@ mod tests {
         assert!(p.set("nope=1").is_err());
         assert!(Latency::named("slow").is_err());
         assert_eq!(Latency::default().retry_after_secs, Some(1));
+        assert_eq!(Latency::default().post_waits_ms, 2_000);
     }
 }

@@ -168,33 +168,7 @@ impl<'a> Az<'a> {
                 .collect(),
             resource_group: self.resource_group.clone(),
             vm: self.vm.clone(),
-            staged: None,
         }
-    }
-
-    /// A run-command whose az starts now and reads its script from stdin
-    /// (`--scripts @-`: az expands `@FILE` in any argument, `-` being
-    /// stdin) when [`Az::run_staged`] sends it, so that az's start-up (a
-    /// second or two of Python) is paid while the caller does other work.
-    /// Dropped unsent, it is killed.
-    pub fn stage_script(&self) -> Result<proc::Staged> {
-        let (sh, rg, vm) = (self.sh, &self.resource_group, &self.vm);
-        proc::stage(
-            cmd!(
-                sh,
-                "az vm run-command invoke -g {rg} -n {vm} --command-id RunShellScript --scripts @-"
-            )
-            .into(),
-            &format!("az vm run-command invoke -g {rg} -n {vm}"),
-            RUN_TIMEOUT,
-        )
-    }
-
-    /// [`Az::run_script`] whose first attempt is the `staged` az.
-    pub fn run_staged(&self, staged: proc::Staged, script: &str) -> Result<ScriptOutput> {
-        let mut attempts = self.attempts(script);
-        attempts.staged = Some((staged, script.to_string()));
-        attempts.run()
     }
 
     /// The run-command, built on the Shell, to run beside other calls;
@@ -229,8 +203,6 @@ pub struct Attempts {
     commands: Vec<(std::process::Command, String, Duration)>,
     resource_group: String,
     vm: String,
-    /// A first attempt already started, and the script it waits for.
-    staged: Option<(proc::Staged, String)>,
 }
 
 impl Attempts {
@@ -240,22 +212,11 @@ impl Attempts {
     pub fn run(self) -> Result<ScriptOutput> {
         let mut waits = RETRY_WAITS.iter();
         let mut commands = self.commands.into_iter();
-        let mut staged = self.staged;
         loop {
-            let out = match staged.take() {
-                Some((first, script)) => {
-                    // It stands for the first built attempt.
-                    let _ = commands.next();
-                    RUN_COMMANDS.fetch_add(1, Ordering::Relaxed);
-                    first.send(script.as_bytes())?
-                }
-                None => {
-                    let (command, what, timeout) =
-                        commands.next().context("no run-command attempt is left")?;
-                    RUN_COMMANDS.fetch_add(1, Ordering::Relaxed);
-                    proc::run_command(command, &what, timeout)?
-                }
-            };
+            let (command, what, timeout) =
+                commands.next().context("no run-command attempt is left")?;
+            RUN_COMMANDS.fetch_add(1, Ordering::Relaxed);
+            let out = proc::run_command(command, &what, timeout)?;
             let failure = (!out.success()).then(|| Failure::of(out.code, &out.stderr));
             match (failure, waits.next()) {
                 (Some(f), Some(wait)) if f.transient() => {

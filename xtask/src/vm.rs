@@ -388,23 +388,7 @@ pub fn sync(
     manifest: &str,
     restart: bool,
 ) -> Result<Synced> {
-    sync_staged(az, None, target, version, manifest, restart)
-}
-
-/// [`sync`], its first attempt an az started ahead (`Az::stage_script`).
-pub fn sync_staged(
-    az: &Az<'_>,
-    staged: Option<crate::proc::Staged>,
-    target: &Target,
-    version: &str,
-    manifest: &str,
-    restart: bool,
-) -> Result<Synced> {
-    let script = target.sync_script(version, manifest, restart);
-    let out = match staged {
-        Some(staged) => az.run_staged(staged, &script)?,
-        None => az.run_script(&script)?,
-    };
+    let out = az.run_script(&target.sync_script(version, manifest, restart))?;
     check_synced(&out, manifest, restart)
 }
 

@@ -248,3 +248,97 @@ fn a_failing_check_with_uploads_begun_leaves_production_as_it_was() {
     );
     assert_eq!(st.vm_manifest(), st.fx.read(MANIFEST));
 }
+
+/// The uploads to temporary names since `from`: (status, when answered).
+fn temp_uploads(st: &Stage, from: usize) -> Vec<(i64, u64)> {
+    st.sb
+        .requests()
+        .into_iter()
+        .skip(from)
+        .filter(|r| r.kind == "http" && r.method == "POST")
+        .filter(|r| r.url.contains("uploads.github.localhost") && r.url.contains("name=Nexy.next-"))
+        .map(|r| (r.status, r.ts_ms))
+        .collect()
+}
+
+#[test]
+fn publish_alone_uploads_beside_its_vm_read_and_a_refusal_removes_them() {
+    let st = Stage::new();
+    assert_eq!(st.run(&["bump", "2.0.0.5"]).code, 0);
+    st.samples(1, 1 << 20);
+    let run = st.run(&["release"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+
+    // `publish` on its own: the uploads are done before the VM read (a
+    // run-command of about a second here, tens in production) has even
+    // been answered, then the swap, then the sync: two run-commands.
+    assert_eq!(st.run(&["bump", "2.0.0.6"]).code, 0);
+    st.samples(2, 1 << 20);
+    let from = st.log_len();
+    let run = st.run(&["publish"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains(", beside the VM read (clients see only Nexy.dmg)"),
+        "{}",
+        run.stdout
+    );
+    let posts = run_commands(&st, from);
+    let uploads = temp_uploads(&st, from);
+    assert_eq!(posts.len(), 2, "{posts:?}\n{}", run.stdout);
+    assert_eq!(uploads.len(), 2, "{uploads:?}");
+    assert!(
+        uploads.iter().all(|(s, at)| *s == 201 && *at < posts[0].1),
+        "the uploads ended before the VM read answered: {uploads:?} vs {posts:?}"
+    );
+    let swap = dmg_swap_ms(&st, from).expect("the DMG was swapped");
+    assert!(
+        posts[0].1 < swap && swap < posts[1].1,
+        "{posts:?}, swap at {swap}"
+    );
+    assert_eq!(
+        st.sb.asset_bytes("Update", "Nexy.dmg").as_deref(),
+        Some(&st.inbox_bytes("Nexy.dmg")[..])
+    );
+    assert_eq!(st.vm_manifest(), st.fx.read(MANIFEST));
+
+    // Bytes of a lower version: the VM read says 2.0.0.6 is live, so the
+    // version gate refuses, and the uploads begun beside the read go.
+    assert_eq!(st.run(&["bump", "2.0.0.4", "--allow-downgrade"]).code, 0);
+    st.samples(3, 1 << 20);
+    let before = Before::of(&st);
+    let from = st.log_len();
+    let run = st.run(&["publish"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    for part in [
+        "refusing to publish: 2.0.0.4 is lower than 2.0.0.6",
+        "nothing was changed",
+    ] {
+        assert!(run.stderr.contains(part), "{part:?} not in {}", run.stderr);
+    }
+    assert!(
+        run.stdout
+            .contains("the 2 upload(s) begun beside the VM read were removed"),
+        "{}",
+        run.stdout
+    );
+    let uploads = temp_uploads(&st, from);
+    assert_eq!(uploads.len(), 2, "the uploads had begun: {uploads:?}");
+    assert_eq!(
+        run_commands(&st, from).len(),
+        1,
+        "only the read reached the VM"
+    );
+    let log: Vec<_> = st.sb.requests().into_iter().skip(from).collect();
+    assert!(
+        !log.iter().any(|r| r.method == "PATCH"),
+        "a rename happened"
+    );
+    let after = Before::of(&st);
+    assert!(after.dmg == before.dmg, "the live DMG changed");
+    assert!(after.pkg == before.pkg, "the live PKG changed");
+    assert_eq!(after.assets, before.assets, "a temporary asset is left");
+    assert!(after.vm == before.vm, "the VM changed");
+    assert_eq!(after.manifest, before.manifest);
+    assert!(st.creations().is_empty());
+}

@@ -13,7 +13,9 @@ mod more;
 use std::fs;
 
 use common::stage::{Stage, MANIFEST};
-use more::{all_assets, edit_config, journal, journal_has, mutating_apart_from_the_lease, tree};
+use more::{
+    all_assets, edit_config, journal, journal_has, mutating_apart_from_lease_and_temporaries, tree,
+};
 use nexy_sandbox::{faults::ServiceFail, Faults};
 
 const MIB: u64 = 1 << 20;
@@ -217,7 +219,7 @@ fn a_config_env_without_a_real_key_stops_publish_before_anything_changes() {
         for part in [
             "the VM cannot restart voice-assistant into 2.0.0.5",
             problem,
-            "nothing was uploaded, renamed or written, and the VM is untouched",
+            "no fixed asset was replaced, nothing was written, and the VM is untouched",
             "then rerun `cargo xtask publish`",
         ] {
             assert!(run.stderr.contains(part), "{what}: {part:?} not in {}", run.stderr);
@@ -226,9 +228,16 @@ fn a_config_env_without_a_real_key_stops_publish_before_anything_changes() {
             !run.stdout.contains(KEY) && !run.stderr.contains(KEY),
             "{what}: the key was printed"
         );
-        // Only the release lease was taken and released: every asset is
-        // the one that was there, by id and digest, and no lease is left.
-        let changes = mutating_apart_from_the_lease(&st, from, &assets);
+        assert!(
+            run.stdout
+                .contains("the 2 upload(s) begun beside the VM read were removed"),
+            "{what}: {}",
+            run.stdout
+        );
+        // Only the release lease was taken and released, and the uploads
+        // begun beside the VM read removed: every asset is the one that
+        // was there, by id and digest, and no lease or temporary is left.
+        let changes = mutating_apart_from_lease_and_temporaries(&st, from, &assets);
         assert!(changes.is_empty(), "{what}: {changes:?}");
         assert_eq!(all_assets(&st), assets, "{what}");
         assert!(st.sb.asset_bytes("Update", "Nexy.dmg").is_none(), "{what}");

@@ -1,7 +1,8 @@
 //! `POST .../virtualMachines/VM/runCommand` as Azure runs it: a
 //! long-running operation. The POST answers 202 with `Location`,
-//! `Azure-AsyncOperation` and (per the latency profile) `Retry-After`; the
-//! script runs in the VM root meanwhile (`crate::vmrun::execute`: the mount
+//! `Azure-AsyncOperation` and (per the latency profile) `Retry-After`, in
+//! the `fast` profile once the script is done (`Latency::post_waits_ms`);
+//! the script runs in the VM root meanwhile (`crate::vmrun::execute`: the mount
 //! namespace mapping `/home/azureuser/voice-assistant`); the async-operation
 //! URL says `InProgress` until the script is done and the profile's (or the
 //! slow-VM fault's) minimum time has passed, then `Succeeded` with the
@@ -208,16 +209,29 @@ fn post(
             *lock(&res) = Some(r);
         })
         .context("spawn run-command thread")?;
+    let started_ms = crate::util::now_ms();
+    let min_ms = faults.run_ms.unwrap_or(arm.latency.run_command_ms);
     ops.insert(
         id.clone(),
         Op {
             vm: key,
-            started_ms: crate::util::now_ms(),
-            min_ms: faults.run_ms.unwrap_or(arm.latency.run_command_ms),
+            started_ms,
+            min_ms,
             fail,
-            result,
+            result: result.clone(),
         },
     );
+    drop(ops);
+    // The profile's wait for the script (see `Latency::post_waits_ms`);
+    // the op is registered first, so that a POST meanwhile is refused
+    // with 409 as while any run-command is in progress.
+    let until =
+        started_ms.saturating_add(arm.latency.post_waits_ms.min(crate::faults::MAX_SLEEP_MS));
+    while crate::util::now_ms() < until
+        && (lock(&result).is_none() || crate::util::now_ms() < started_ms.saturating_add(min_ms))
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let (async_url, location) = op_urls(arm, &id);
     Ok(with_retry_after(
         Response::empty(202)

@@ -335,27 +335,7 @@ impl Bench<'_> {
                 out.stderr.trim()
             );
         }
-        let script = if channel == "stable" {
-            format!(
-                "systemctl restart voice-assistant\n\
-                 i=0\n\
-                 while [ $i -lt 240 ]; do curl -fsS --max-time 3 {} >/dev/null 2>&1 && break; i=$((i+1)); sleep 0.25; done\n\
-                 echo NEXY_MARK:floor:ok\n",
-                proc::sh_quote(&cfg.vm.health_url)
-            )
-        } else {
-            "echo NEXY_MARK:floor:ok\n".to_string()
-        };
-        let az = Az::new(sh, &cfg.azure.resource_group, &cfg.azure.vm_name);
-        let started = Instant::now();
-        let answer = az.run_script(&script)?;
-        let run = started.elapsed();
-        if answer.marker("floor") != Some("ok") {
-            bail!(
-                "the floor's run-command printed no verdict: {}",
-                answer.stderr
-            );
-        }
+        let run = super::release::flows::floor_run_command(sh, self.ws, channel)?;
         // The floor's assets go, so that the release holds only its own.
         let gh = crate::gh::Gh::new(sh, &cfg.github.host, &cfg.github.assets_repo);
         if let Some(release) = gh.release(tag)? {

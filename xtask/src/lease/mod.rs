@@ -57,17 +57,19 @@ pub const RECORD: &str = ".lease-run";
 const API_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The gh login, for the lease's label (public, so only the login).
-fn login(sh: &Shell, host: &str) -> String {
-    proc::run_command(
-        ghenv::command(cmd!(sh, "gh api --hostname {host} user --jq .login")),
-        "gh api user",
-        API_TIMEOUT,
-    )
-    .ok()
-    .filter(proc::Output::success)
-    .map(|o| o.stdout.trim().to_string())
-    .filter(|l| !l.is_empty() && !l.contains(' '))
-    .unwrap_or_else(|| "unknown".into())
+/// `gh api user` for the login, built on the Shell to run on any thread.
+fn login_command(sh: &Shell, host: &str) -> std::process::Command {
+    ghenv::command(cmd!(sh, "gh api --hostname {host} user --jq .login"))
+}
+
+/// The login `gh api user` printed, or `unknown`.
+fn login_of(command: std::process::Command) -> String {
+    proc::run_command(command, "gh api user", API_TIMEOUT)
+        .ok()
+        .filter(proc::Output::success)
+        .map(|o| o.stdout.trim().to_string())
+        .filter(|l| !l.is_empty() && !l.contains(' '))
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// A random run id: sha256 of the pid, the time and an address, cut to 12.
@@ -108,8 +110,15 @@ impl Lease {
             .ok()
             .map(|s| s.trim().to_string());
         let mine = run_id();
+        // The login (for the label) and the first read of the lease are
+        // independent round trips: side by side.
+        let host = &ws.config.github.host;
+        let asking = login_command(sh, host);
+        let login = std::thread::spawn(move || login_of(asking));
+        let mut first = Some(remote.read(sh));
+        let login = login.join().unwrap_or_else(|_| "unknown".into());
         let holder = Holder {
-            login: login(sh, &ws.config.github.host),
+            login,
             run: mine.clone(),
             command: command.to_string(),
             version: version.to_string(),
@@ -135,7 +144,10 @@ impl Lease {
                     cfg.wait_secs + 60
                 );
                 }
-                let seen = remote.read(sh)?;
+                let seen = match first.take() {
+                    Some(seen) => seen?,
+                    None => remote.read(sh)?,
+                };
                 let who = seen
                     .as_ref()
                     .and_then(|s| s.holder.as_ref())

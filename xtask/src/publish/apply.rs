@@ -11,7 +11,7 @@ use std::{
 use anyhow::{bail, Context, Result};
 
 use super::{
-    plan::{Artifact, Local, Step},
+    plan::{Artifact, Live, Local, Step},
     swap::Cleanup,
     Job,
 };
@@ -21,8 +21,9 @@ use crate::{
 
 impl Job<'_> {
     /// Applies `steps`, waits for the work they left running (the deletes
-    /// after a swap, the archive copy) and reports.
-    pub(super) fn apply_plan(&self, local: &Local, steps: &[Step]) -> Result<()> {
+    /// after a swap, the archive copy) and reports. `live` is the state
+    /// the plan was made from, read under the lock just before.
+    pub(super) fn apply_plan(&self, local: &Local, live: &Live, steps: &[Step]) -> Result<()> {
         // Staging directories of a run that was killed hold only symlinks;
         // with the lock held, no other run can be using them.
         if let Ok(entries) = fs::read_dir(self.ws.root.join(INBOX)) {
@@ -58,7 +59,7 @@ impl Job<'_> {
             None => None,
         };
         let mut cleanups = Vec::new();
-        let ran = self.run_steps(steps, &journal, &mut cleanups);
+        let ran = self.run_steps(steps, live, &journal, &mut cleanups);
         // Background work is waited for even after a failure, so that
         // nothing of this run lands once its lock is released. A replaced
         // asset left behind is a smaller matter than a lost rollback point,
@@ -90,6 +91,7 @@ impl Job<'_> {
     fn run_steps(
         &self,
         steps: &[Step],
+        live: &Live,
         journal: &Journal,
         cleanups: &mut Vec<Cleanup>,
     ) -> Result<()> {
@@ -100,10 +102,13 @@ impl Job<'_> {
             Ok(())
         };
         let mut swapped_at: Option<Instant> = None;
-        // The VM sync's az is started with the swaps, so that its start-up
-        // is paid while they run; dropped unsent on any failure.
-        let mut staged_sync = None;
+        // The VM sync's az is not started ahead: az 2.91 reads the script
+        // early but loads the command's modules after it (about 0.7 s from
+        // stdin to the POST either way), and its start-up beside the
+        // renames slowed them (a 137 ms fixed-URL gap under load).
         let mut staged_reads = None;
+        // True while no step has changed a release since `live` was read.
+        let mut untouched = true;
         let mut i = 0;
         while i < steps.len() {
             // The archive downloads and the uploads are independent
@@ -116,13 +121,25 @@ impl Job<'_> {
             let swaps = swaps_at(&steps[i..]);
             if !swaps.is_empty() {
                 let group = &steps[i..i + swaps.len()];
-                if staged_sync.is_none() && steps.iter().any(|s| matches!(s, Step::SyncVm { .. })) {
-                    staged_sync = self.az().stage_script().ok();
-                }
                 record("start", group)?;
-                let reads = staged_reads
-                    .take()
-                    .unwrap_or_else(|| self.stage_swap_reads(&swaps));
+                let reads = match staged_reads.take() {
+                    Some(staged) => self.fire_swap_reads(&swaps, staged),
+                    // Uploaded before the plan's read (`early.rs`), with
+                    // nothing changed since under the lock: that read is
+                    // the swap's, one round trip less.
+                    None if untouched => swaps
+                        .iter()
+                        .map(|l| {
+                            live.releases
+                                .iter()
+                                .find(|(tag, _)| *tag == l.tag)
+                                .map(|(_, r)| r.clone())
+                                .with_context(|| format!("the plan read no release `{}`", l.tag))
+                        })
+                        .collect(),
+                    None => self.fire_swap_reads(&swaps, self.stage_swap_reads(&swaps)),
+                };
+                untouched = false;
                 cleanups.push(self.swap_all(&swaps, reads)?);
                 if swaps.iter().any(|l| l.kind == Kind::Dmg) {
                     swapped_at = Some(Instant::now());
@@ -140,6 +157,7 @@ impl Job<'_> {
                     staged_reads = Some(self.stage_swap_reads(&next));
                 }
                 record("start", transfers)?;
+                untouched &= !transfers.iter().any(|s| matches!(s, Step::Upload { .. }));
                 self.apply_transfers(transfers)?;
                 record("done", transfers)?;
                 i += batch;
@@ -148,7 +166,11 @@ impl Job<'_> {
             let step = std::slice::from_ref(&steps[i]);
             i += 1;
             record("start", step)?;
-            self.apply(&step[0], journal, &mut staged_sync)?;
+            untouched &= !matches!(
+                step[0],
+                Step::RemoveLeftover { .. } | Step::Restore { .. } | Step::Swap { .. }
+            );
+            self.apply(&step[0], journal)?;
             if let (Step::SyncVm { .. }, Some(at)) = (&step[0], swapped_at) {
                 crate::say!(
                     "  DMG swap to VM manifest sync: {:.2}s (clients could see the new DMG with the old checksum and would refuse it)",
@@ -272,12 +294,7 @@ impl Job<'_> {
         }
     }
 
-    fn apply(
-        &self,
-        step: &Step,
-        journal: &Journal,
-        staged_sync: &mut Option<crate::proc::Staged>,
-    ) -> Result<()> {
+    fn apply(&self, step: &Step, journal: &Journal) -> Result<()> {
         let gh = self.gh();
         match step {
             Step::Skip { what, why } => crate::say!("  skip {what}: {why}"),
@@ -300,7 +317,10 @@ impl Job<'_> {
                 gh.rename(asset.id, name)?;
             }
             Step::Swap { local } => self
-                .swap_all(&[local], self.stage_swap_reads(&[local]))?
+                .swap_all(
+                    &[local],
+                    self.fire_swap_reads(&[local], self.stage_swap_reads(&[local])),
+                )?
                 .finish()?,
             Step::WriteManifest { change } => {
                 crate::say!("  write {}", change.rel);
@@ -314,14 +334,7 @@ impl Job<'_> {
             } => {
                 crate::say!("  sync the VM's manifest to {version}; {why}");
                 let target = self.vm_target();
-                let synced = vm::sync_staged(
-                    &self.az(),
-                    staged_sync.take(),
-                    &target,
-                    version,
-                    manifest,
-                    *restart,
-                )?;
+                let synced = vm::sync(&self.az(), &target, version, manifest, *restart)?;
                 for line in synced.report() {
                     crate::say!("    {line}");
                 }

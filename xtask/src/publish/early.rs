@@ -13,10 +13,10 @@
 
 use std::{fs, path::PathBuf, thread::JoinHandle};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
-use super::{apply::tempdir_in, hash_artifacts, Job};
-use crate::{config::INBOX, journal::Journal};
+use super::{apply::tempdir_in, hash_artifacts, version_gate_under_lease, Artifact, Job, Live};
+use crate::{changes::FileChange, config::INBOX, journal::Journal, vm};
 
 /// The uploads begun before preflight's verdict.
 pub struct Early {
@@ -27,25 +27,110 @@ pub struct Early {
     journal: Option<Journal>,
 }
 
+/// What a standalone publish gathered beside its VM read: the hashed
+/// artifacts, the new manifest, live state read after the uploads, and
+/// the uploads (to be removed if the plan refuses).
+pub(super) struct Gathered {
+    pub artifacts: Vec<Artifact>,
+    pub manifest: Option<FileChange>,
+    pub live: Live,
+    pub early: Early,
+}
+
 impl Job<'_> {
+    /// `publish` on its own (not inside `release`, which read the VM and
+    /// began its uploads beside preflight): the VM read, a run-command of
+    /// tens of seconds in production, runs beside the hashing and the
+    /// uploads under temporary names, which take as long. The version gate
+    /// is judged as soon as the VM's state is in; the releases are read
+    /// once the uploads are done, so that the plan sees them and goes
+    /// straight to the swap. Whatever stops the run before its plan
+    /// removes the uploads it began. The caller holds the lock and lease.
+    pub(super) fn gather_beside_vm_read(
+        &self,
+        hashed: impl FnOnce() -> Result<Vec<Artifact>>,
+        tags: &[String],
+    ) -> Result<Gathered> {
+        // Built on this thread (the Shell stays here), run on another.
+        let read = self.az().attempts(&self.vm_target().read_script());
+        let (artifacts, early, state) = std::thread::scope(|scope| {
+            let reading = scope.spawn(move || read.run());
+            let artifacts = hashed();
+            let early = match &artifacts {
+                Ok(artifacts) => self.start_uploads(artifacts, "beside the VM read"),
+                Err(_) => Early::none(),
+            };
+            let state = reading
+                .join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("the VM read's thread panicked")));
+            (artifacts, early, state)
+        });
+        let gathered = artifacts.and_then(|artifacts| {
+            let state = vm::parse_state(&state.context("reading the VM's state failed")?)?;
+            let manifest = self.new_manifest(&artifacts, None)?;
+            // Under the lease, the VM's manifest is another release's if
+            // one ran first: never publish over a higher version.
+            let vm_only = Live {
+                releases: Vec::new(),
+                vm: state.clone(),
+            };
+            version_gate_under_lease(&artifacts, manifest.as_ref(), &vm_only)?;
+            Ok((artifacts, manifest, state))
+        });
+        let (artifacts, manifest, state) = match gathered {
+            Ok(g) => g,
+            Err(err) => return Err(early.fail(self, err)),
+        };
+        // The releases are read once the uploads are done, by gh calls
+        // started (and connected) while they run.
+        let gh = self.gh();
+        let staged: Vec<_> = tags.iter().map(|t| gh.stage_release(t)).collect();
+        let mut early = early;
+        early.settle();
+        let mut outputs = crate::gh::fire_all(staged);
+        if outputs.iter().any(Result::is_err) {
+            // A read staged during a long upload may have outlived its
+            // deadline or lost its connection; reads are safe to repeat.
+            outputs = crate::gh::run_outputs(tags.iter().map(|t| gh.prepare_release(t)).collect());
+        }
+        let reads = outputs
+            .into_iter()
+            .zip(tags)
+            .map(|(out, tag)| Ok((tag.clone(), out?)))
+            .collect();
+        match self.releases_from(reads) {
+            Ok(releases) => Ok(Gathered {
+                artifacts,
+                manifest,
+                live: Live {
+                    releases,
+                    vm: state,
+                },
+                early,
+            }),
+            Err(err) => Err(early.fail(self, err)),
+        }
+    }
+
     /// Begins the uploads this release will need: each artifact whose
     /// live asset differs and whose temporary name is not in its release
     /// yet. Nothing is begun (and preflight then says why) when the inbox
     /// is not fit or the releases cannot be read.
     pub fn start_early(&self) -> Early {
-        let none = Early {
-            begun: Vec::new(),
-            running: None,
-            staging: None,
-            journal: None,
-        };
         let inbox = self.ws.root.join(self.ws.inbox_dir(&self.channel_name));
-        let Ok(artifacts) = self
+        match self
             .validated(&inbox)
             .and_then(|valid| hash_artifacts(&valid, &self.channel))
-        else {
-            return none;
-        };
+        {
+            Ok(artifacts) => self.start_uploads(&artifacts, "beside the checks"),
+            Err(_) => Early::none(),
+        }
+    }
+
+    /// Begins the uploads of `artifacts` that their releases lack, under
+    /// temporary names; `beside` says what they run beside.
+    fn start_uploads(&self, artifacts: &[Artifact], beside: &str) -> Early {
+        let none = Early::none();
         let gh = self.gh();
         let mut prepared = Vec::new();
         let mut begun = Vec::new();
@@ -77,7 +162,7 @@ impl Job<'_> {
                 continue;
             }
             crate::say!(
-                "  upload {} ({} bytes) to {} as {temp}, beside the checks (clients see only {})",
+                "  upload {} ({} bytes) to {} as {temp}, {beside} (clients see only {})",
                 art.name(),
                 art.digest.size,
                 art.tag,
@@ -104,6 +189,15 @@ impl Job<'_> {
 }
 
 impl Early {
+    fn none() -> Early {
+        Early {
+            begun: Vec::new(),
+            running: None,
+            staging: None,
+            journal: None,
+        }
+    }
+
     /// How many uploads were begun.
     pub fn len(&self) -> usize {
         self.begun.len()
@@ -112,6 +206,12 @@ impl Early {
     /// Waits for the uploads (each bounded by gh's upload timeout); one
     /// that failed is reported, and publish's plan does it again.
     pub fn finish(mut self) {
+        self.settle();
+    }
+
+    /// [`Early::finish`] without giving the uploads up, so that they can
+    /// still be removed if the plan refuses; a second call does nothing.
+    pub fn settle(&mut self) {
         let results = self.wait();
         for ((_, temp), result) in self.begun.iter().zip(results) {
             match result {
@@ -163,6 +263,21 @@ impl Early {
             );
         }
         Ok(())
+    }
+
+    /// The run stopped with `err` before its plan: the uploads it began
+    /// are removed, and the error says so (or names what is left).
+    pub fn fail(self, job: &Job<'_>, err: anyhow::Error) -> anyhow::Error {
+        let begun = self.len();
+        match self.abandon(job) {
+            Ok(()) => {
+                if begun > 0 {
+                    crate::say!("  the {begun} upload(s) begun beside the VM read were removed");
+                }
+                err
+            }
+            Err(left) => anyhow::anyhow!("{err:#}\nalso: {left:#}"),
+        }
     }
 
     fn wait(&mut self) -> Vec<Result<()>> {

@@ -63,21 +63,48 @@ impl Publish {
         job.known_vm = vm;
         let inbox = ws.root.join(ws.inbox_dir(&self.channel));
         let valid = job.validated(&inbox)?;
-        let lock = job.lock(self.dry_run)?;
-        // Hashing (local disk and CPU) and reading live state (network)
-        // do not depend on each other: they run side by side.
+        // Hashing (local disk and CPU) needs no lock: it runs while the
+        // lock and lease are taken and live state is read (a file changed
+        // meanwhile fails the uploaded asset's digest check, as before).
+        let hashing = {
+            let (valid, channel) = (valid.clone(), job.channel.clone());
+            std::thread::spawn(move || hash_artifacts(&valid, &channel))
+        };
+        let hashed = move || {
+            hashing
+                .join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("the hashing thread panicked")))
+        };
+        let lock = match job.lock(self.dry_run) {
+            Ok(lock) => lock,
+            Err(err) => {
+                let _ = hashed();
+                return Err(err);
+            }
+        };
         let mut tags: Vec<String> = valid.iter().map(|(kind, _)| job.tag_of(*kind)).collect();
         tags.dedup();
-        let channel = job.channel.clone();
-        let (artifacts, live) = std::thread::scope(|scope| {
-            let hashing = scope.spawn(|| hash_artifacts(&valid, &channel));
-            let live = job.live_of(&tags);
-            let artifacts = hashing
-                .join()
-                .unwrap_or_else(|_| Err(anyhow::anyhow!("the hashing thread panicked")));
-            (artifacts, live)
-        });
-        let artifacts = artifacts?;
+        if !self.dry_run && job.known_vm.is_none() {
+            // On its own, publish reads the VM beside its uploads
+            // (`early.rs`); inside `release`, preflight did both.
+            let early::Gathered {
+                artifacts,
+                manifest,
+                live,
+                early,
+            } = job.gather_beside_vm_read(hashed, &tags)?;
+            let local = job.local(&artifacts, manifest);
+            let steps = match plan::plan(&local, &live) {
+                Ok(steps) => steps,
+                Err(err) => return Err(early.fail(&job, err)),
+            };
+            drop(early);
+            let applied = job.apply_plan(&local, &live, &steps);
+            drop(lock);
+            return applied;
+        }
+        let live = job.live_of(&tags);
+        let artifacts = hashed()?;
         let live = live?;
         let manifest = job.new_manifest(&artifacts, None)?;
         // Under the lease, live state is another release's if one ran
@@ -296,10 +323,30 @@ impl<'a> Job<'a> {
                 vm::parse_state(&az.finish(vm_out)?)?
             }
         };
+        let reads = tags
+            .iter()
+            .zip(outputs)
+            .zip(checks)
+            .map(|((tag, out), check)| Ok((tag.clone(), check(out?)?)))
+            .collect();
+        Ok(Live {
+            releases: self.releases_from(reads)?,
+            vm,
+        })
+    }
+
+    /// The fixed releases from gh's answers (tag, output): each must
+    /// exist and be mutable.
+    pub(super) fn releases_from(
+        &self,
+        reads: Vec<Result<(String, proc::Output)>>,
+    ) -> Result<Vec<(String, crate::gh::Release)>> {
+        let gh = self.gh();
         let mut releases = Vec::new();
-        for ((tag, out), check) in tags.iter().zip(outputs).zip(checks) {
-            match crate::gh::parse_release(&check(out?)?, tag)? {
-                Some(r) => releases.push((tag.clone(), r)),
+        for read in reads {
+            let (tag, out) = read?;
+            match crate::gh::parse_release(&out, &tag)? {
+                Some(r) => releases.push((tag, r)),
                 None => bail!(
                     "{} has no release for the fixed tag `{tag}`; a maintainer must restore it (this tool never creates tags)",
                     gh.repo()
@@ -311,7 +358,7 @@ impl<'a> Job<'a> {
                 bail!("the `{tag}` release is immutable, so its assets cannot be replaced; a maintainer must turn off immutable releases for {}", gh.repo());
             }
         }
-        Ok(Live { releases, vm })
+        Ok(releases)
     }
 
     /// The local side of the plan: the artifacts, the manifest and what the
@@ -391,7 +438,7 @@ impl<'a> Job<'a> {
             crate::say!("dry run: nothing was uploaded, renamed, deleted or written");
             return Ok(());
         }
-        self.apply_plan(&local, &steps)
+        self.apply_plan(&local, &live, &steps)
     }
 }
 

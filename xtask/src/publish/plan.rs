@@ -224,7 +224,7 @@ pub fn plan(local: &Local, live: &Live) -> Result<Plan> {
         // as they were.
         if let Some(refusal) = live.vm.gate.refusal() {
             bail!(
-                "the VM cannot restart voice-assistant into {version}: {refusal}; nothing was uploaded, renamed or written, and the VM is untouched. Fix config.env on the VM (a real GEMINI_API_KEY, plain SERVER_VERSION=X.Y.Z.W and SERVER_BUILD= lines; the key's value is never shown), then rerun `cargo xtask publish`"
+                "the VM cannot restart voice-assistant into {version}: {refusal}; no fixed asset was replaced, nothing was written, and the VM is untouched. Fix config.env on the VM (a real GEMINI_API_KEY, plain SERVER_VERSION=X.Y.Z.W and SERVER_BUILD= lines; the key's value is never shown), then rerun `cargo xtask publish`"
             );
         }
     }

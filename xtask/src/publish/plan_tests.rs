@@ -565,7 +565,7 @@ fn a_vm_that_could_not_restart_stops_the_plan_before_any_step() {
         "cannot restart voice-assistant into 2.0.0.6",
         "placeholder YOUR_GEMINI_API_KEY_HERE",
         "1 SERVER_VERSION/SERVER_BUILD line(s)",
-        "nothing was uploaded, renamed or written, and the VM is untouched",
+        "no fixed asset was replaced, nothing was written, and the VM is untouched",
         "rerun `cargo xtask publish`",
     ] {
         assert!(err.contains(part), "{part:?} not in {err}");

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use super::{plan::Artifact, Job};
-use crate::gh::StagedCall;
+use crate::gh::{Release, StagedCall};
 
 impl Job<'_> {
     /// Checks each uploaded temporary asset, then swaps them in: live ->
@@ -17,20 +17,22 @@ impl Job<'_> {
     /// assets side by side. The deletes of the `.prev-` assets are started
     /// and returned, for the caller to wait on after the steps that follow.
     ///
-    /// `reads` are the staged reads of each artifact's release
-    /// ([`Job::stage_swap_reads`]), made before the uploads ended.
+    /// `reads` are each artifact's release as read after its upload: the
+    /// staged reads of [`Job::fire_swap_reads`], or the plan's own when
+    /// nothing changed the releases since (`apply.rs`).
     pub(super) fn swap_all(
         &self,
         artifacts: &[&Artifact],
-        reads: Vec<Result<StagedCall>>,
+        reads: Vec<Result<Release>>,
     ) -> Result<Cleanup> {
         let gh = self.gh();
-        let mut reads = crate::gh::fire_all(reads);
+        let mut reads = reads;
         // A read staged long ago may have lost its connection (or outlived
         // its deadline during a long upload); a read is safe to repeat.
         let again: Vec<usize> = (0..reads.len()).filter(|&i| reads[i].is_err()).collect();
         if !again.is_empty() {
-            let retried = crate::gh::fire_all(
+            let retried = self.fire_swap_reads(
+                &again.iter().map(|&i| artifacts[i]).collect::<Vec<_>>(),
                 again
                     .iter()
                     .map(|&i| gh.stage_release(&artifacts[i].tag))
@@ -43,8 +45,7 @@ impl Job<'_> {
         let mut plans = Vec::new();
         for (local, read) in artifacts.iter().zip(reads) {
             let temp = local.temp_name();
-            let release = crate::gh::parse_release(&read?, &local.tag)?
-                .context("the release disappeared during publish")?;
+            let release = read?;
             // A call of an interrupted run that was still in flight may have
             // finished this swap meanwhile: then there is nothing to do.
             if release.asset(&temp).is_none()
@@ -132,6 +133,22 @@ impl Job<'_> {
     pub(super) fn stage_swap_reads(&self, artifacts: &[&Artifact]) -> Vec<Result<StagedCall>> {
         let gh = self.gh();
         artifacts.iter().map(|l| gh.stage_release(&l.tag)).collect()
+    }
+
+    /// Sends the staged reads of `artifacts`' releases, side by side.
+    pub(super) fn fire_swap_reads(
+        &self,
+        artifacts: &[&Artifact],
+        staged: Vec<Result<StagedCall>>,
+    ) -> Vec<Result<Release>> {
+        crate::gh::fire_all(staged)
+            .into_iter()
+            .zip(artifacts)
+            .map(|(out, local)| {
+                crate::gh::parse_release(&out?, &local.tag)?
+                    .context("the release disappeared during publish")
+            })
+            .collect()
     }
 }
 

@@ -472,12 +472,14 @@ pub fn all_assets(st: &Stage) -> Vec<(String, u64, String, String)> {
     all
 }
 
-/// The mutating requests since `from` other than the release lease's own
-/// take and release, which every real run makes even when it stops before
-/// any change: the upload named `nexy-release.lease`, and the DELETE of an
-/// asset that was not there at `from` (`before`, from [`all_assets`]). With
-/// no other upload among the requests, only the lease's can have made it.
-pub fn mutating_apart_from_the_lease(
+/// The mutating requests since `from` other than those every real run
+/// makes even when it stops before any change: the release lease's take
+/// (the upload named `nexy-release.lease`) and release, the uploads under
+/// temporary names (`Nexy.next-...`) begun beside the VM read, and the
+/// DELETEs of assets that were not there at `from` (`before`, from
+/// [`all_assets`]): the lease's and those uploads'. The caller checks that
+/// the assets are then exactly `before` again.
+pub fn mutating_apart_from_lease_and_temporaries(
     st: &Stage,
     from: usize,
     before: &[(String, u64, String, String)],
@@ -486,13 +488,16 @@ pub fn mutating_apart_from_the_lease(
         .into_iter()
         .filter(|r| {
             let lease_take = r.starts_with("POST ") && r.contains("name=nexy-release.lease");
+            // An upload under a temporary name, begun beside the VM read
+            // (and removed again: its DELETE is of an asset not `before`).
+            let temp_upload = r.starts_with("POST ") && r.contains("name=Nexy.next-");
             let new_asset_gone = r.starts_with("DELETE ")
                 && r.split(' ')
                     .nth(1)
                     .and_then(|u| u.rsplit_once("/releases/assets/"))
                     .and_then(|(_, id)| id.parse::<u64>().ok())
                     .is_some_and(|id| before.iter().all(|a| a.1 != id));
-            !(lease_take || new_asset_gone)
+            !(lease_take || temp_upload || new_asset_gone)
         })
         .collect()
 }

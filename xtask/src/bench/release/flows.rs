@@ -1,6 +1,7 @@
 //! The reference flows the release is measured against: the floor (one
-//! `gh release upload` of both files, and raw HTTP POSTs with no gh) and
-//! the naive runbook flow (`upload --clobber` per asset).
+//! `gh release upload` of both files, then the one run-command every
+//! release makes; and raw HTTP POSTs with no gh) and the naive runbook
+//! flow (`upload --clobber` per asset).
 
 use super::*;
 
@@ -33,6 +34,14 @@ impl Bench<'_> {
         if !m.success() {
             bail!("the floor's `gh release upload` failed: {}", m.said());
         }
+        self.usage(&from, &to)
+    }
+
+    /// The floor's one run-command ([`floor_run_command`]), as a usage.
+    pub(super) fn floor_vm(&self) -> Result<Usage> {
+        let from = self.mark()?;
+        floor_run_command(self.sh, self.ws, "stable")?;
+        let to = self.mark()?;
         self.usage(&from, &to)
     }
 
@@ -171,6 +180,39 @@ pub(in crate::bench) fn replace_and_sync(
     )
     .map(drop)
     .context("the flow's VM sync did not confirm")
+}
+
+/// The floor's one run-command, the least a release does on the VM: on
+/// stable the restart and its health wait, on beta an empty script; how
+/// long it took. Shared by both benchmarks.
+pub(in crate::bench) fn floor_run_command(
+    sh: &Shell,
+    ws: &Workspace,
+    channel: &str,
+) -> Result<Duration> {
+    let cfg = &ws.config;
+    let script = if channel == "stable" {
+        format!(
+            "systemctl restart voice-assistant\n\
+             i=0\n\
+             while [ $i -lt 240 ]; do curl -fsS --max-time 3 {} >/dev/null 2>&1 && break; i=$((i+1)); sleep 0.25; done\n\
+             echo NEXY_MARK:floor:ok\n",
+            proc::sh_quote(&cfg.vm.health_url)
+        )
+    } else {
+        "echo NEXY_MARK:floor:ok\n".to_string()
+    };
+    let az = Az::new(sh, &cfg.azure.resource_group, &cfg.azure.vm_name);
+    let started = Instant::now();
+    let answer = az.run_script(&script)?;
+    let run = started.elapsed();
+    if answer.marker("floor") != Some("ok") {
+        bail!(
+            "the floor's run-command printed no verdict: {}",
+            answer.stderr
+        );
+    }
+    Ok(run)
 }
 
 /// Writes one file as a raw asset upload; expects 201.

@@ -24,7 +24,9 @@ impl Bench<'_> {
                 "met?",
             ],
         );
-        let floor = r.floor.wall.as_secs_f64().max(1e-9);
+        let (floor_up, floor_vm) = r.floor;
+        let floor_total = floor_up + floor_vm;
+        let floor = floor_total.wall.as_secs_f64().max(1e-9);
         let ratio = |u: &Usage| format!("{:.2}x", u.wall.as_secs_f64() / floor);
         let row = |s: &mut Section, name: &str, u: &Usage, vs: String, target: &str, met: &str| {
             s.row(vec![
@@ -108,15 +110,31 @@ impl Bench<'_> {
         );
         row(
             &mut s,
-            "floor: one `gh release upload` of both files",
-            &r.floor,
-            ratio(&r.floor),
+            "floor: one `gh release upload` of both files, then one run-command",
+            &floor_total,
+            ratio(&floor_total),
             "(the floor)",
             "-",
         );
         row(
             &mut s,
-            "floor: raw HTTP POSTs, no gh",
+            "  floor part: the upload",
+            &floor_up,
+            ratio(&floor_up),
+            "-",
+            "-",
+        );
+        row(
+            &mut s,
+            "  floor part: the run-command (restart and health wait)",
+            &floor_vm,
+            ratio(&floor_vm),
+            "-",
+            "-",
+        );
+        row(
+            &mut s,
+            "raw HTTP POSTs of both files, no gh (the upload alone)",
             &r.raw,
             ratio(&r.raw),
             "(reference)",
@@ -126,7 +144,7 @@ impl Bench<'_> {
             format!(
                 "publish within {TARGET_RATIO:.1}x of the floor (got {publish_ratio:.2}x: {} vs {})",
                 fmt_secs(m.publish.wall),
-                fmt_secs(r.floor.wall)
+                fmt_secs(floor_total.wall)
             ),
             verdict,
         );
@@ -141,7 +159,7 @@ impl Bench<'_> {
         s.note(format!(
             "{RUNS} measured releases, each replacing the live assets and followed by a floor: publish {}; floor {}; the rows show the release with the median publish ({}) and the median floor",
             list(r.runs.iter().map(|o| o.publish.wall).collect()),
-            list(r.floors.iter().map(|f| f.wall).collect()),
+            list(r.floors.iter().map(|(up, vm)| (*up + *vm).wall).collect()),
             m.version
         ));
         s.note(format!(
@@ -149,23 +167,12 @@ impl Bench<'_> {
             fmt_secs(r.first_release)
         ));
         s.note("the target compares the publish stage (the one that uploads) with the floor; `vs floor` of the total is shown for reference");
-        // Issue #17's floor of a stable release also holds what it must do
-        // on the VM (the one sync, with its restart and health wait); shown
-        // beside the target, which stays the upload floor.
-        if let Some((_, _, sync)) = m
-            .steps
-            .iter()
-            .find(|(step, _, _)| step.starts_with("sync vm"))
-        {
-            let with_vm = floor + sync.as_secs_f64();
-            s.note(format!(
-                "with the VM's part in the floor (issue #17: the floor plus this release's one VM sync, restart and health wait included, {}): {} vs {:.2} s, {:.2}x",
-                fmt_secs(*sync),
-                fmt_secs(m.publish.wall),
-                with_vm,
-                m.publish.wall.as_secs_f64() / with_vm
-            ));
-        }
+        // Before the real az (issue #12) a run-command cost 30 ms here and
+        // the floor was the upload alone; it is shown for comparison.
+        s.note(format!(
+            "the floor is the least any publish must do: its uploads and its one VM sync (issue #17's floor; with the real az a run-command costs a second or more even here); against the upload alone publish is {:.2}x",
+            m.publish.wall.as_secs_f64() / floor_up.wall.as_secs_f64().max(1e-9)
+        ));
         s.note("publish steps are the journal's (side by side ones overlap); `outside those` is the rest of the stage: the lock, hashing and reading live state before the first step, waiting for the deletes and the archive copy after the last");
         s.note("gh = processes spawned (proc::SPAWNED) minus az runs; az = az processes spawned (the real az 2.91); uploaded = bodies POSTed to the uploads host; MB = 10^6 bytes");
         s.note("the floor uploads both files in one gh process (gh sends them concurrently) to the DMG's release under fresh names; the raw floor POSTs them one after the other with the kernel copying the file");
