@@ -153,8 +153,8 @@ pub struct Bench {
     #[arg(long, value_enum, default_value = "loopback")]
     pub profile: BenchProfile,
     /// One figure of the production-like stand-in, repeatable:
-    /// run_command_ms=25000, retry_after_secs=none, github_rtt_ms=100,
-    /// upload_bytes_per_sec=12500000.
+    /// run_command_ms=25000, retry_after_secs=none, post_waits_ms=0,
+    /// github_rtt_ms=100, upload_bytes_per_sec=12500000.
     #[arg(long, value_name = "KEY=VALUE")]
     pub latency: Vec<String>,
 }

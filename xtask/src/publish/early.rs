@@ -10,6 +10,9 @@
 //! fixed URLs, the manifest, the VM) is exactly as before and nothing of
 //! the run is left in the releases. An early upload that fails is not an
 //! error of its own: publish's plan removes what it left and uploads again.
+//!
+//! `publish` on its own does the same beside its one VM read
+//! ([`Job::gather_beside_vm_read`]), the slow part of its live state.
 
 use std::{fs, path::PathBuf, thread::JoinHandle};
 
@@ -18,7 +21,8 @@ use anyhow::{bail, Context, Result};
 use super::{apply::tempdir_in, hash_artifacts, version_gate_under_lease, Artifact, Job, Live};
 use crate::{changes::FileChange, config::INBOX, journal::Journal, vm};
 
-/// The uploads begun before preflight's verdict.
+/// The uploads begun before the checks' verdict (preflight's, or the VM
+/// read's of a publish on its own).
 pub struct Early {
     /// Tag and temporary name of each upload begun.
     begun: Vec<(String, String)>,
@@ -70,11 +74,7 @@ impl Job<'_> {
             let manifest = self.new_manifest(&artifacts, None)?;
             // Under the lease, the VM's manifest is another release's if
             // one ran first: never publish over a higher version.
-            let vm_only = Live {
-                releases: Vec::new(),
-                vm: state.clone(),
-            };
-            version_gate_under_lease(&artifacts, manifest.as_ref(), &vm_only)?;
+            version_gate_under_lease(&artifacts, manifest.as_ref(), &state)?;
             Ok((artifacts, manifest, state))
         });
         let (artifacts, manifest, state) = match gathered {

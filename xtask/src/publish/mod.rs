@@ -109,7 +109,7 @@ impl Publish {
         let manifest = job.new_manifest(&artifacts, None)?;
         // Under the lease, live state is another release's if one ran
         // first: never publish over a higher version.
-        version_gate_under_lease(&artifacts, manifest.as_ref(), &live)?;
+        version_gate_under_lease(&artifacts, manifest.as_ref(), &live.vm)?;
         job.execute_with(&artifacts, manifest, live, self.dry_run, lock)
     }
 }
@@ -474,12 +474,13 @@ impl Drop for Held {
     }
 }
 
-/// The version gate of publish, run on live state read under the lease
-/// (`lease::version_gate` decides; this reads the versions it compares).
+/// The version gate of publish, run on the VM's state read under the
+/// lease (`lease::version_gate` decides; this reads the versions it
+/// compares).
 fn version_gate_under_lease(
     artifacts: &[Artifact],
     manifest: Option<&FileChange>,
-    live: &Live,
+    vm: &vm::VmState,
 ) -> Result<()> {
     let Some(change) = manifest else {
         return Ok(());
@@ -491,8 +492,7 @@ fn version_gate_under_lease(
     else {
         return Ok(());
     };
-    let live_view = live
-        .vm
+    let live_view = vm
         .manifest
         .as_deref()
         .and_then(|m| view("live manifest", m));
