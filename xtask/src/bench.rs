@@ -28,6 +28,7 @@ mod poll;
 mod production;
 mod release;
 mod secrets;
+mod stand_in;
 
 use std::{
     fmt::Write as _,

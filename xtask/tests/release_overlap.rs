@@ -119,13 +119,19 @@ impl Before {
     }
 }
 
-#[test]
-fn a_failing_check_with_uploads_begun_leaves_production_as_it_was() {
+/// A stand-in with 2.0.0.5 released.
+fn released() -> Stage {
     let st = Stage::new();
     assert_eq!(st.run(&["bump", "2.0.0.5"]).code, 0);
     st.samples(1, 1 << 20);
     let run = st.run(&["release"]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    st
+}
+
+#[test]
+fn a_failing_check_with_uploads_begun_leaves_production_as_it_was() {
+    let st = released();
     assert_eq!(st.run(&["bump", "2.0.0.6"]).code, 0);
     st.samples(2, 1 << 20);
 
@@ -180,20 +186,15 @@ fn a_failing_check_with_uploads_begun_leaves_production_as_it_was() {
         );
         // The uploads had begun, under temporary names, and were removed.
         let log: Vec<_> = st.sb.requests().into_iter().skip(from).collect();
-        let uploads: Vec<_> = log
-            .iter()
-            .filter(|r| r.kind == "http" && r.method == "POST")
-            .filter(|r| r.url.contains("uploads.github.localhost"))
-            .filter(|r| r.url.contains("name=Nexy.next-"))
-            .collect();
+        let uploads = temp_uploads(&st, from);
         assert_eq!(uploads.len(), 2, "{what}: {uploads:?}");
         assert!(
-            uploads.iter().all(|r| r.status == 201),
+            uploads.iter().all(|(s, _)| *s == 201),
             "{what}: {uploads:?}"
         );
         // When they ended against the VM's answer, which the verdict
         // waits for: before it, or after its last poll.
-        let uploaded = uploads.iter().map(|r| r.ts_ms).max().unwrap();
+        let uploaded = uploads.iter().map(|(_, at)| *at).max().unwrap();
         let arm: Vec<u64> = log
             .iter()
             .filter(|r| {
@@ -263,11 +264,7 @@ fn temp_uploads(st: &Stage, from: usize) -> Vec<(i64, u64)> {
 
 #[test]
 fn publish_alone_uploads_beside_its_vm_read_and_a_refusal_removes_them() {
-    let st = Stage::new();
-    assert_eq!(st.run(&["bump", "2.0.0.5"]).code, 0);
-    st.samples(1, 1 << 20);
-    let run = st.run(&["release"]);
-    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let st = released();
 
     // `publish` on its own: the uploads are done before the VM read (a
     // run-command of about a second here, tens in production) has even

@@ -46,8 +46,7 @@ use crate::{
     cli::{Bump, Release},
     config::Workspace,
     ghenv, proc,
-    rehearse::{copy_release_files, next, seed_vm},
-    sandbox::{self, StandIn},
+    rehearse::next,
     version::{self, Version},
 };
 
@@ -80,24 +79,17 @@ pub fn run(
         "the production-like benchmark",
     )?;
     let dir = scratch.join("production-like");
-    let root = dir.join("workspace");
-    copy_release_files(ws, &root)?;
     let mut args = vec!["--profile".to_string(), "production-like".to_string()];
     for kv in latency {
         args.extend(["--latency".to_string(), kv.clone()]);
     }
     eprintln!("bench:   starting the stand-in with the production-like profile");
-    let stand_in = StandIn::start_with(sh, &dir.join("stand-in"), 0, &args)?;
+    let (stand_in, tws) = super::stand_in::start(sh, ws, config_path, &dir, &args)?;
     let info: Value = serde_json::from_str(
         &fs::read_to_string(stand_in.state.join("sandbox.json"))
             .context("cannot read the stand-in's sandbox.json")?,
     )
     .context("the stand-in's sandbox.json is not JSON")?;
-    let stand_in_config = sandbox::write_config(config_path, &stand_in.state)?;
-    for (k, v) in stand_in.env()? {
-        sh.set_var(k, v);
-    }
-    let tws = Workspace::load(Some(&root), Some(&stand_in_config))?;
     let bench = Bench {
         sh,
         ws: &tws,
@@ -108,7 +100,6 @@ pub fn run(
         sizes,
         latency: info["latency"].clone(),
     };
-    seed_vm(sh, &tws)?;
     let result = bench.run_all(&dir);
     drop(stand_in);
     result

@@ -38,10 +38,8 @@ use crate::{
     config::{Workspace, INBOX},
     gh::Gh,
     ghenv, preflight, proc, publish,
-    rehearse::{copy_release_files, next, seed_vm},
-    report,
-    sandbox::{self, StandIn},
-    verify,
+    rehearse::next,
+    report, verify,
     version::{self, Version},
 };
 
@@ -85,31 +83,16 @@ pub fn run(
         "the release benchmark",
     )?;
     let dir = scratch.join("release");
-    let root = dir.join("workspace");
-    copy_release_files(ws, &root)?;
-
     eprintln!("bench:   starting the stand-in of production");
-    let stand_in = StandIn::start(sh, &dir.join("stand-in"), 0)?;
-    let stand_in_config = sandbox::write_config(config_path, &stand_in.state)?;
-    let env = stand_in.env()?;
-    // gh and az find the stand-in through the environment; set on the one
-    // Shell, every command below inherits it. This section runs last, so
-    // nothing after it sees the stand-in's proxies.
-    for (k, v) in &env {
-        sh.set_var(k, v);
-    }
-    let token = env
-        .iter()
-        .find(|(k, _)| k == "GH_TOKEN")
-        .map(|(_, v)| v.clone())
+    let (stand_in, tws) = super::stand_in::start(sh, ws, config_path, &dir, &[])?;
+    let token = sh
+        .var("GH_TOKEN")
         .context("the stand-in's environment has no GH_TOKEN")?;
-    let tws = Workspace::load(Some(&root), Some(&stand_in_config))?;
-    seed_vm(sh, &tws)?;
     let bench = Bench {
         sh,
         ws: &tws,
         log: stand_in.state.join("requests.jsonl"),
-        inbox: root.join(INBOX),
+        inbox: tws.root.join(INBOX),
         sizes,
     };
     let result = bench.run(&dir, &token);

@@ -19,7 +19,7 @@ use std::{fs, path::PathBuf, thread::JoinHandle};
 use anyhow::{bail, Context, Result};
 
 use super::{apply::tempdir_in, hash_artifacts, version_gate_under_lease, Artifact, Job, Live};
-use crate::{changes::FileChange, config::INBOX, journal::Journal, vm};
+use crate::{changes::FileChange, config::INBOX, journal::Journal, progress::Meter, vm};
 
 /// The uploads begun before the checks' verdict (preflight's, or the VM
 /// read's of a publish on its own).
@@ -29,6 +29,23 @@ pub struct Early {
     running: Option<JoinHandle<Vec<Result<()>>>>,
     staging: Option<PathBuf>,
     journal: Option<Journal>,
+}
+
+/// What the uploads run beside: `release`'s preflight checks, or the VM
+/// read of a publish on its own.
+#[derive(Clone, Copy)]
+enum Beside {
+    Checks,
+    VmRead,
+}
+
+impl Beside {
+    fn words(self) -> &'static str {
+        match self {
+            Beside::Checks => "beside the checks",
+            Beside::VmRead => "beside the VM read",
+        }
+    }
 }
 
 /// What a standalone publish gathered beside its VM read: the hashed
@@ -61,7 +78,7 @@ impl Job<'_> {
             let reading = scope.spawn(move || read.run());
             let artifacts = hashed();
             let early = match &artifacts {
-                Ok(artifacts) => self.start_uploads(artifacts, "beside the VM read"),
+                Ok(artifacts) => self.start_uploads(artifacts, Beside::VmRead),
                 Err(_) => Early::none(),
             };
             let state = reading
@@ -122,17 +139,18 @@ impl Job<'_> {
             .validated(&inbox)
             .and_then(|valid| hash_artifacts(&valid, &self.channel))
         {
-            Ok(artifacts) => self.start_uploads(&artifacts, "beside the checks"),
+            Ok(artifacts) => self.start_uploads(&artifacts, Beside::Checks),
             Err(_) => Early::none(),
         }
     }
 
     /// Begins the uploads of `artifacts` that their releases lack, under
     /// temporary names; `beside` says what they run beside.
-    fn start_uploads(&self, artifacts: &[Artifact], beside: &str) -> Early {
+    fn start_uploads(&self, artifacts: &[Artifact], beside: Beside) -> Early {
         let none = Early::none();
         let gh = self.gh();
         let mut prepared = Vec::new();
+        let mut meters = Vec::new();
         let mut begun = Vec::new();
         let Ok(staging) = tempdir_in(&self.ws.root.join(INBOX)) else {
             return none;
@@ -162,13 +180,18 @@ impl Job<'_> {
                 continue;
             }
             crate::say!(
-                "  upload {} ({} bytes) to {} as {temp}, {beside} (clients see only {})",
+                "  upload {} ({} bytes) to {} as {temp}, {} (clients see only {})",
                 art.name(),
                 art.digest.size,
                 art.tag,
+                beside.words(),
                 art.name()
             );
             prepared.push(gh.prepare_upload(&art.tag, &link));
+            meters.push(Some((
+                target,
+                Meter::new("upload", art.name(), art.digest.size),
+            )));
             begun.push((art.tag.clone(), temp));
         }
         if begun.is_empty() {
@@ -181,7 +204,17 @@ impl Job<'_> {
         }
         Early {
             begun,
-            running: Some(std::thread::spawn(move || crate::gh::run_all(prepared))),
+            running: Some(std::thread::spawn(move || {
+                let outputs = match beside {
+                    // Nothing else prints meanwhile: the bars are drawn.
+                    Beside::VmRead => {
+                        crate::gh::run_metered(prepared.into_iter().zip(meters).collect())
+                    }
+                    // Preflight prints its table meanwhile: no bars.
+                    Beside::Checks => crate::gh::run_outputs(prepared),
+                };
+                outputs.into_iter().map(|r| r.map(drop)).collect()
+            })),
             staging: Some(staging),
             journal: Some(journal),
         }
