@@ -131,11 +131,7 @@ impl Release {
         stages.push("preflight", ok, started, &results, None);
         if !ok {
             if let Some(early) = early {
-                let begun = early.len();
                 early.abandon(&job)?;
-                if begun > 0 {
-                    say!("the {begun} upload(s) begun beside the checks were removed");
-                }
             }
             say!("release stopped at preflight: production is untouched. Fix the failures above and run `cargo xtask release` again.");
             return Ok(stages.finish("release", false));

@@ -36,9 +36,9 @@ use serde_json::Value;
 use xshell::{cmd, Shell};
 
 use super::{
-    ensure_space, fmt_mb, fmt_ms, fmt_secs,
+    fmt_mb, fmt_ms, fmt_secs,
     poll::{self, Pollers},
-    which, Section, Verdict,
+    Section, Verdict,
 };
 use crate::{
     az::Az,
@@ -54,7 +54,6 @@ use crate::{
 /// its floor.
 const TARGET_RATIO: f64 = 1.1;
 const UPLOAD_TIMEOUT: Duration = Duration::from_secs(30 * 60);
-const FLOOR_PREFIX: &str = "bench-floor-";
 
 mod table;
 
@@ -66,25 +65,23 @@ pub fn run(
     (dmg_mb, pkg_mb): (u64, u64),
     latency: &[String],
 ) -> Result<Section> {
-    if which("gh").is_none() {
-        bail!("the production-like benchmark drives the real gh CLI, which is not installed; install it (`apt-get install gh`)");
-    }
     let sizes = (dmg_mb * 1_000_000, pkg_mb * 1_000_000);
-    // Per channel: five flows' uploads, the floor's, the archive and the
-    // inbox (the stand-in keeps each live blob).
-    ensure_space(
-        sh,
-        scratch,
-        (sizes.0 + sizes.1) * 16 + (1 << 30),
-        "the production-like benchmark",
-    )?;
     let dir = scratch.join("production-like");
     let mut args = vec!["--profile".to_string(), "production-like".to_string()];
     for kv in latency {
         args.extend(["--latency".to_string(), kv.clone()]);
     }
     eprintln!("bench:   starting the stand-in with the production-like profile");
-    let (stand_in, tws) = super::stand_in::start(sh, ws, config_path, &dir, &args)?;
+    // Per channel: five flows' uploads, the floor's, the archive and the
+    // inbox (the stand-in keeps each live blob).
+    let (stand_in, tws) = super::stand_in::start(
+        sh,
+        ws,
+        config_path,
+        (&dir, (sizes.0 + sizes.1) * 16 + (1 << 30)),
+        "the production-like benchmark",
+        &args,
+    )?;
     let info: Value = serde_json::from_str(
         &fs::read_to_string(stand_in.state.join("sandbox.json"))
             .context("cannot read the stand-in's sandbox.json")?,
@@ -298,17 +295,7 @@ impl Bench<'_> {
         let (sh, cfg) = (self.sh, &self.ws.config);
         let ch = self.ws.channel(channel)?;
         let inbox = self.ws.root.join(self.ws.inbox_dir(channel));
-        let staging = dir.join("floor");
-        fs::create_dir_all(&staging)
-            .with_context(|| format!("cannot create {}", staging.display()))?;
-        let mut links = Vec::new();
-        for name in ["Nexy.dmg", "Nexy.pkg"] {
-            let link = staging.join(format!("{FLOOR_PREFIX}{name}"));
-            let _ = fs::remove_file(&link);
-            std::os::unix::fs::symlink(fs::canonicalize(inbox.join(name))?, &link)
-                .with_context(|| format!("cannot create {}", link.display()))?;
-            links.push(link);
-        }
+        let links = super::release::flows::floor_links(dir, &inbox)?;
         let (tag, target) = (
             &ch.dmg_tag,
             format!("{}/{}", cfg.github.host, cfg.github.assets_repo),
@@ -333,7 +320,7 @@ impl Bench<'_> {
             for asset in release
                 .assets
                 .iter()
-                .filter(|a| a.name.starts_with(FLOOR_PREFIX))
+                .filter(|a| a.name.starts_with(super::release::FLOOR_PREFIX))
             {
                 gh.delete(asset.id)?;
             }

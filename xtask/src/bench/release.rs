@@ -27,9 +27,9 @@ use serde_json::Value;
 use xshell::{cmd, Shell};
 
 use super::{
-    ensure_space, fmt_mb, fmt_ms, fmt_secs, measure, median,
+    fmt_mb, fmt_ms, fmt_secs, measure, median,
     poll::{self, Pollers},
-    which, Section, Verdict,
+    Section, Verdict,
 };
 use crate::{
     az::Az,
@@ -59,7 +59,7 @@ const RTT_SAMPLES: usize = 5;
 /// two-core machine varies by a third.
 const RUNS: usize = 3;
 /// Asset names of the floor's uploads (never the fixed names).
-const FLOOR_PREFIX: &str = "bench-floor-";
+pub(super) const FLOOR_PREFIX: &str = "bench-floor-";
 const RAW_PREFIX: &str = "bench-raw-";
 
 pub fn run(
@@ -70,21 +70,19 @@ pub fn run(
     dmg_mb: u64,
     pkg_mb: u64,
 ) -> Result<(Section, Section)> {
-    if which("gh").is_none() {
-        bail!("skipped: the release benchmark drives the real gh CLI, which is not installed; install it (`apt-get install gh`)");
-    }
     let sizes = (dmg_mb * 1_000_000, pkg_mb * 1_000_000);
-    // Three releases, the floor's two uploads, the archive and the inbox:
-    // the stand-in keeps every uploaded blob.
-    ensure_space(
-        sh,
-        scratch,
-        (sizes.0 + sizes.1) * 12 + (1 << 30),
-        "the release benchmark",
-    )?;
     let dir = scratch.join("release");
     eprintln!("bench:   starting the stand-in of production");
-    let (stand_in, tws) = super::stand_in::start(sh, ws, config_path, &dir, &[])?;
+    // Three releases, the floor's two uploads, the archive and the inbox:
+    // the stand-in keeps every uploaded blob.
+    let (stand_in, tws) = super::stand_in::start(
+        sh,
+        ws,
+        config_path,
+        (&dir, (sizes.0 + sizes.1) * 12 + (1 << 30)),
+        "the release benchmark",
+        &[],
+    )?;
     let token = sh
         .var("GH_TOKEN")
         .context("the stand-in's environment has no GH_TOKEN")?;

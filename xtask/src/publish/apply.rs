@@ -130,10 +130,8 @@ impl Job<'_> {
                     None if untouched => swaps
                         .iter()
                         .map(|l| {
-                            live.releases
-                                .iter()
-                                .find(|(tag, _)| *tag == l.tag)
-                                .map(|(_, r)| r.clone())
+                            live.release(&l.tag)
+                                .cloned()
                                 .with_context(|| format!("the plan read no release `{}`", l.tag))
                         })
                         .collect(),

@@ -29,6 +29,8 @@ pub struct Early {
     running: Option<JoinHandle<Vec<Result<()>>>>,
     staging: Option<PathBuf>,
     journal: Option<Journal>,
+    /// What the uploads ran beside, for the line that says they went.
+    beside: Beside,
 }
 
 /// What the uploads run beside: `release`'s preflight checks, or the VM
@@ -204,6 +206,7 @@ impl Job<'_> {
         }
         Early {
             begun,
+            beside,
             running: Some(std::thread::spawn(move || {
                 let outputs = match beside {
                     // Nothing else prints meanwhile: the bars are drawn.
@@ -228,12 +231,8 @@ impl Early {
             running: None,
             staging: None,
             journal: None,
+            beside: Beside::Checks,
         }
-    }
-
-    /// How many uploads were begun.
-    pub fn len(&self) -> usize {
-        self.begun.len()
     }
 
     /// Waits for the uploads (each bounded by gh's upload timeout); one
@@ -295,20 +294,19 @@ impl Early {
                 left.join("; ")
             );
         }
+        crate::say!(
+            "  the {} upload(s) begun {} were removed",
+            self.begun.len(),
+            self.beside.words()
+        );
         Ok(())
     }
 
     /// The run stopped with `err` before its plan: the uploads it began
     /// are removed, and the error says so (or names what is left).
     pub fn fail(self, job: &Job<'_>, err: anyhow::Error) -> anyhow::Error {
-        let begun = self.len();
         match self.abandon(job) {
-            Ok(()) => {
-                if begun > 0 {
-                    crate::say!("  the {begun} upload(s) begun beside the VM read were removed");
-                }
-                err
-            }
+            Ok(()) => err,
             Err(left) => anyhow::anyhow!("{err:#}\nalso: {left:#}"),
         }
     }

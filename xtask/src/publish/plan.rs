@@ -84,6 +84,13 @@ pub struct Live {
     pub vm: VmState,
 }
 
+impl Live {
+    /// The release of `tag`, as read.
+    pub fn release(&self, tag: &str) -> Option<&Release> {
+        self.releases.iter().find(|(t, _)| t == tag).map(|(_, r)| r)
+    }
+}
+
 /// One step of the plan, as data.
 #[derive(Debug, Clone)]
 pub enum Step {
@@ -143,7 +150,7 @@ pub type Plan = Vec<Step>;
 /// only the swaps and the VM sync.
 pub fn plan(local: &Local, live: &Live) -> Result<Plan> {
     let mut steps = Vec::new();
-    let release_of = |tag: &str| live.releases.iter().find(|(t, _)| t == tag).map(|(_, r)| r);
+    let release_of = |tag: &str| live.release(tag);
     let archive = archive_step(local, live, &release_of)?;
 
     let mut uploads = Vec::new();

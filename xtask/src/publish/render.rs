@@ -68,11 +68,7 @@ impl Job<'_> {
                         .describe()],
                 ),
                 Step::Swap { local } => {
-                    let release = live
-                        .releases
-                        .iter()
-                        .find(|(t, _)| *t == local.tag)
-                        .map(|(_, r)| r);
+                    let release = live.release(&local.tag);
                     let temp = local.temp_name();
                     let new_id = release
                         .and_then(|r| r.asset(&temp))

@@ -9,18 +9,7 @@ impl Bench<'_> {
     /// One `gh release upload` of both files under fresh names (symlinks,
     /// as publish stages its uploads).
     pub(super) fn floor_gh(&self, dir: &Path, tag: &str) -> Result<Usage> {
-        let staging = dir.join("floor");
-        fs::create_dir_all(&staging)
-            .with_context(|| format!("cannot create {}", staging.display()))?;
-        let mut links = Vec::new();
-        for name in ["Nexy.dmg", "Nexy.pkg"] {
-            let link = staging.join(format!("{FLOOR_PREFIX}{name}"));
-            let target = fs::canonicalize(self.inbox.join(name))?;
-            let _ = fs::remove_file(&link);
-            std::os::unix::fs::symlink(&target, &link)
-                .with_context(|| format!("cannot create {}", link.display()))?;
-            links.push(link);
-        }
+        let links = floor_links(dir, &self.inbox)?;
         let (sh, cfg) = (self.sh, &self.ws.config.github);
         let target = format!("{}/{}", cfg.host, cfg.assets_repo);
         let from = self.mark()?;
@@ -180,6 +169,25 @@ pub(in crate::bench) fn replace_and_sync(
     )
     .map(drop)
     .context("the flow's VM sync did not confirm")
+}
+
+/// The floor's uploads, staged in `dir/floor` as publish stages its own:
+/// symlinks to the inbox's DMG and PKG under fresh names (never the
+/// fixed ones). Shared by both benchmarks.
+pub(in crate::bench) fn floor_links(dir: &Path, inbox: &Path) -> Result<Vec<PathBuf>> {
+    let staging = dir.join("floor");
+    fs::create_dir_all(&staging).with_context(|| format!("cannot create {}", staging.display()))?;
+    let mut links = Vec::new();
+    for name in ["Nexy.dmg", "Nexy.pkg"] {
+        let link = staging.join(format!("{FLOOR_PREFIX}{name}"));
+        let target = fs::canonicalize(inbox.join(name))
+            .with_context(|| format!("cannot resolve {}", inbox.join(name).display()))?;
+        let _ = fs::remove_file(&link);
+        std::os::unix::fs::symlink(&target, &link)
+            .with_context(|| format!("cannot create {}", link.display()))?;
+        links.push(link);
+    }
+    Ok(links)
 }
 
 /// The floor's one run-command, the least a release does on the VM: on
